@@ -1,0 +1,1 @@
+"""What several services share: settings base, logging, health checks, metrics."""

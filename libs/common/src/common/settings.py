@@ -1,0 +1,24 @@
+"""Base class for every service's typed settings.
+
+Services read their configuration from the process environment only: the local runtime and
+compose both export the keys of `.env.<env>`, so no service parses `.env` files itself.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "staging", "prod"]
+ENVIRONMENTS: tuple[Environment, ...] = ("dev", "staging", "prod")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings shared by every service; subclasses add their own keys."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    app_env: Environment = "dev"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True

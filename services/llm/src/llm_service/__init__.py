@@ -1,0 +1,1 @@
+"""services/llm:llm_service"""

@@ -1,0 +1,1 @@
+"""services/whisper:whisper_service"""

@@ -1,0 +1,1 @@
+"""services/worker:worker"""
