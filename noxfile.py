@@ -1,0 +1,89 @@
+"""Quality gates. `uv run nox` runs lint and tests; `uv run nox -l` lists every session.
+
+Every session installs exactly what uv.lock pins (never a fresh resolve) into a virtualenv
+that is reused between runs, so a run on an up-to-date environment installs nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests"]
+
+
+def install_locked(session: nox.Session, *groups: str, workspace: bool = True) -> None:
+    """Install the lock's pins for `groups`, plus every workspace member unless told not to.
+
+    With the uv backend this is `uv sync --locked` (a no-op when nothing changed); with
+    `--force-venv-backend virtualenv` the same pins go through pip, which is what
+    benchmarks/nox_backends.py compares.
+    """
+    selection = (
+        [f"--only-group={g}" for g in groups]
+        if not workspace
+        else ["--no-default-groups", *(f"--group={g}" for g in groups)]
+    )
+    if session.venv_backend == "uv":
+        session.run_install(
+            "uv",
+            "sync",
+            "--locked",
+            *selection,
+            env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+            external=True,
+        )
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        requirements = Path(tmp, "requirements.txt")
+        session.run_install(
+            "uv",
+            "export",
+            "--locked",
+            "--quiet",
+            "--no-hashes",
+            *selection,
+            f"--output-file={requirements}",
+            external=True,
+        )
+        session.install("-r", str(requirements))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check over the whole tree."""
+    install_locked(session, "lint", workspace=False)
+    session.run("ruff", "check", *session.posargs, ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Every member's tests and the cross-service tests in tests/."""
+    install_locked(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy on every workspace member (configured in pyproject.toml)."""
+    install_locked(session, "typecheck", "dev")
+    session.run("mypy", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def lock(session: nox.Session) -> None:
+    """Fail when uv.lock no longer matches the pyproject.toml files."""
+    session.run("uv", "lock", "--check", external=True)
+
+
+@nox.session
+def precommit(session: nox.Session) -> None:
+    """Every pre-commit hook over every file."""
+    install_locked(session, "dev", workspace=False)
+    session.run("pre-commit", "run", "--all-files", "--show-diff-on-failure", *session.posargs)

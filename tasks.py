@@ -1,0 +1,202 @@
+"""Operations for the meeting-intelligence stack. `uv run inv --list` shows them all.
+
+Every task only parses flags and calls into `libs/ops` (package `ops`), where the logic
+lives. Imports of `ops` modules stay inside task bodies so that `inv --list` starts fast.
+Failures raise `ops.errors.OpsError`, an invoke `Exit`: a message and what to do, no traceback.
+"""
+
+from __future__ import annotations
+
+from invoke import Collection, Context, Exit, task
+
+ENV_HELP = "Environment: dev, staging or prod."
+JSON_HELP = "Print JSON instead of a table."
+
+
+def _not_built(command: str, issue: int) -> Exit:
+    """Tasks whose interface is fixed but whose logic has not landed yet say so plainly."""
+    return Exit(
+        f"`inv {command}` is not built yet (tracked in issue {issue}); "
+        "see README.md, 'What does not work yet'.",
+        code=2,
+    )
+
+
+# --- workstation ----------------------------------------------------------------------------
+
+
+@task(help={"hooks": "Install the git pre-commit hook (default: yes)."})
+def setup(c: Context, hooks: bool = True) -> None:
+    """Install the locked environment and the git pre-commit hook."""
+    from ops import workstation
+
+    workstation.setup(c, hooks=hooks)
+
+
+@task(help={"env": ENV_HELP + " Its ports are checked.", "json": JSON_HELP})
+def doctor(c: Context, env: str = "dev", json: bool = False) -> None:
+    """Check this machine: Python, uv, git, Docker engine, free ports, disk."""
+    from ops import console, doctor
+
+    findings = doctor.run(env)
+    if json:
+        console.print_json(doctor.as_dicts(findings))
+    else:
+        console.print_table(
+            f"doctor ({env})",
+            ["check", "status", "detail", "fix"],
+            doctor.as_dicts(findings),
+            status_key="status",
+        )
+    failed = [f.check for f in findings if f.status == "fail"]
+    if failed:
+        raise Exit(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}", code=1)
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+RUNTIME_HELP = "auto (compose when a Docker engine answers, else local), local or compose."
+
+
+@task(help={"env": ENV_HELP, "runtime": RUNTIME_HELP, "timeout": "Seconds to wait for health."})
+def up(c: Context, env: str = "dev", runtime: str = "auto", timeout: int = 120) -> None:
+    """Start the whole stack for an environment and wait until it is healthy."""
+    raise _not_built("up", 5)
+
+
+@task(help={"env": ENV_HELP, "volumes": "Also delete the env's data.", "yes": "Do not ask."})
+def down(c: Context, env: str = "dev", volumes: bool = False, yes: bool = False) -> None:
+    """Stop the stack of an environment."""
+    raise _not_built("down", 5)
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP})
+def ps(c: Context, env: str = "dev", json: bool = False) -> None:
+    """List the stack's services with their state, pid/container and URL."""
+    raise _not_built("ps", 5)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "service": "Only this service.",
+        "follow": "Keep printing new lines.",
+        "tail": "Lines to show per service.",
+    }
+)
+def logs(
+    c: Context, env: str = "dev", service: str = "", follow: bool = False, tail: int = 100
+) -> None:
+    """Show the services' logs."""
+    raise _not_built("logs", 5)
+
+
+@task(help={"env": ENV_HELP, "wait": "Retry for up to this many seconds.", "json": JSON_HELP})
+def health(c: Context, env: str = "dev", wait: int = 0, json: bool = False) -> None:
+    """Check every service and dependency in parallel; non-zero exit when one is down."""
+    raise _not_built("health", 5)
+
+
+@task(help={"env": ENV_HELP, "service": "Only this service's image."})
+def build(c: Context, env: str = "dev", service: str = "") -> None:
+    """Build the service images (compose runtime)."""
+    raise _not_built("build", 6)
+
+
+# --- env: configuration files ---------------------------------------------------------------
+
+
+@task(name="setup", help={"env": ENV_HELP, "force": "Replace existing values too."})
+def env_setup(c: Context, env: str = "dev", force: bool = False) -> None:
+    """Write .env.<env> from the settings schema, with generated secrets (mode 0600)."""
+    raise _not_built("env.setup", 7)
+
+
+@task(name="check", help={"env": ENV_HELP})
+def env_check(c: Context, env: str = "dev") -> None:
+    """Validate .env.<env>: missing or unknown keys, malformed lines, weak secrets."""
+    raise _not_built("env.check", 7)
+
+
+# --- db: migrations -------------------------------------------------------------------------
+
+
+@task(help={"env": ENV_HELP, "to": "Target revision.", "no_backup": "Skip the safety backup."})
+def migrate(c: Context, env: str = "dev", to: str = "head", no_backup: bool = False) -> None:
+    """Apply migrations (staging/prod take a verified backup first)."""
+    raise _not_built("db.migrate", 7)
+
+
+@task(help={"message": "Revision message.", "env": ENV_HELP})
+def revision(c: Context, message: str, env: str = "dev") -> None:
+    """Autogenerate a migration from the models."""
+    raise _not_built("db.revision", 7)
+
+
+@task(help={"env": ENV_HELP, "to": "Target revision."})
+def downgrade(c: Context, to: str, env: str = "dev") -> None:
+    """Downgrade the database to a revision."""
+    raise _not_built("db.downgrade", 7)
+
+
+@task(help={"env": ENV_HELP})
+def current(c: Context, env: str = "dev") -> None:
+    """Show the database's current revision."""
+    raise _not_built("db.current", 7)
+
+
+@task(name="check", help={"env": ENV_HELP})
+def db_check(c: Context, env: str = "dev") -> None:
+    """Fail when the models and the migrations disagree."""
+    raise _not_built("db.check", 7)
+
+
+# --- backup: nothing lost, ever -------------------------------------------------------------
+
+
+@task(help={"env": ENV_HELP, "keep": "Keep only the newest N backups."})
+def create(c: Context, env: str = "dev", keep: int = 0) -> None:
+    """Back up the database and media into one verified archive."""
+    raise _not_built("backup", 7)
+
+
+@task(name="list", help={"env": ENV_HELP})
+def backup_list(c: Context, env: str = "dev") -> None:
+    """List backups with age, size, revision and verification."""
+    raise _not_built("backup.list", 7)
+
+
+@task(help={"path": "Backup archive.", "drill": "Restore into a scratch database and compare."})
+def verify(c: Context, path: str, drill: bool = False) -> None:
+    """Verify a backup's checksums (and with --drill, that it restores)."""
+    raise _not_built("backup.verify", 7)
+
+
+@task(help={"env": ENV_HELP, "from_": "Backup archive to restore.", "yes": "Do not ask."})
+def restore(c: Context, from_: str, env: str = "dev", yes: bool = False) -> None:
+    """Restore database and media from a verified backup."""
+    raise _not_built("backup.restore", 7)
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+@task(help={"env": ENV_HELP, "offline": "Only report what is missing."})
+def pull(c: Context, env: str = "dev", offline: bool = False) -> None:
+    """Fetch the locked whisper and Ollama models."""
+    raise _not_built("models.pull", 7)
+
+
+@task(name="list", help={"env": ENV_HELP})
+def models_list(c: Context, env: str = "dev") -> None:
+    """Show locked models and which are present."""
+    raise _not_built("models.list", 7)
+
+
+ns = Collection(setup, doctor, up, down, ps, logs, health, build)
+ns.add_collection(Collection("env", env_setup, env_check))
+ns.add_collection(Collection("db", migrate, revision, downgrade, current, db_check))
+backup = Collection("backup", backup_list, verify, restore)
+backup.add_task(create, default=True)  # `inv backup` is `inv backup.create`
+ns.add_collection(backup)
+ns.add_collection(Collection("models", pull, models_list))
