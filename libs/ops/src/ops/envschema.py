@@ -1,0 +1,198 @@
+"""The one typed schema of `.env.<env>`: every key, its type, default and meaning.
+
+`inv env.setup` writes env files from it, `inv env.check` validates them against it, and
+`.env.example` is generated from it (`inv env.example`; a test fails when it is stale).
+Services read the same keys through their own settings classes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ops import environments
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+# Values that mean "nobody chose a secret here"; refused outside dev.
+PLACEHOLDERS = frozenset({"change-me", "changeme", "secret", "password", "example", "todo", ""})
+MIN_SECRET_LENGTH = 24
+
+
+def secret(description: str) -> Any:
+    """A generated secret: `env.setup` fills it, staging/prod refuse weak values."""
+    return Field(
+        default=SecretStr("change-me"), description=description, json_schema_extra={"secret": True}
+    )
+
+
+def section(name: str) -> dict[str, Any]:
+    return {"section": name}
+
+
+class StackSettings(BaseSettings):
+    """Every key of `.env.<env>`; the defaults are dev's (see `defaults_for`)."""
+
+    model_config = SettingsConfigDict(extra="forbid", case_sensitive=False)
+
+    # general
+    app_env: Literal["dev", "staging", "prod"] = Field(
+        "dev",
+        description="Which environment this file configures.",
+        json_schema_extra=section("general"),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of every service."
+    )
+    log_json: bool = Field(
+        True, description="JSON log lines (true) or plain text for humans (false)."
+    )
+
+    # backend
+    backend_host: str = Field(
+        "127.0.0.1",
+        description="Address the API listens on.",
+        json_schema_extra=section("backend API"),
+    )
+    backend_port: Port = Field(
+        8000, description="Port of the API (http://BACKEND_HOST:BACKEND_PORT/docs)."
+    )
+    api_token: SecretStr = secret("Bearer token for /api/*: `Authorization: Bearer $API_TOKEN`.")
+    media_dir: str = Field(
+        ".data/dev/media",
+        description="Where uploaded recordings are stored (relative to the repo).",
+    )
+    max_upload_mb: int = Field(
+        200, ge=1, description="Largest accepted upload, in MB; larger ones get 413."
+    )
+
+    # postgres
+    postgres_host: str = Field(
+        "127.0.0.1", description="Postgres address.", json_schema_extra=section("postgres")
+    )
+    postgres_port: Port = Field(
+        5433, description="Postgres port (the local runtime starts its own server here)."
+    )
+    postgres_user: str = Field("mi", description="Postgres role the services use.")
+    postgres_password: SecretStr = secret("Password of POSTGRES_USER.")
+    postgres_db: str = Field("meetings", description="Database name.")
+    database_url: str = Field(
+        "postgresql+psycopg://${POSTGRES_USER}:${POSTGRES_PASSWORD}@${POSTGRES_HOST}:${POSTGRES_PORT}/${POSTGRES_DB}",
+        description="SQLAlchemy URL; built from the POSTGRES_* keys above.",
+    )
+
+    # redis
+    redis_host: str = Field(
+        "127.0.0.1",
+        description="Redis address (Celery broker).",
+        json_schema_extra=section("redis"),
+    )
+    redis_port: Port = Field(6380, description="Redis port.")
+    redis_password: SecretStr = secret("Redis password (requirepass).")
+    redis_url: str = Field(
+        "redis://:${REDIS_PASSWORD}@${REDIS_HOST}:${REDIS_PORT}/0",
+        description="Redis URL; built from the REDIS_* keys above.",
+    )
+
+    # whisper
+    whisper_host: str = Field(
+        "127.0.0.1",
+        description="Address the speech-to-text gRPC server listens on.",
+        json_schema_extra=section("whisper (speech to text)"),
+    )
+    whisper_port: Port = Field(50051, description="gRPC port of the whisper service.")
+    whisper_metrics_port: Port = Field(
+        9101, description="Prometheus metrics port of the whisper service."
+    )
+    whisper_url: str = Field(
+        "${WHISPER_HOST}:${WHISPER_PORT}", description="gRPC target the worker and backend use."
+    )
+    whisper_engine: Literal["auto", "faster-whisper", "pocketsphinx"] = Field(
+        "auto",
+        description="auto: faster-whisper when WHISPER_MODEL_DIR holds a model, else pocketsphinx.",
+    )
+    whisper_model_dir: str = Field(
+        ".models/whisper", description="CTranslate2 whisper model directory (`inv models.pull`)."
+    )
+    whisper_device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="cuda fails loudly when no GPU is present."
+    )
+
+    # llm
+    llm_host: str = Field(
+        "127.0.0.1",
+        description="Address the analysis service listens on.",
+        json_schema_extra=section("llm (summary, action items)"),
+    )
+    llm_port: Port = Field(8001, description="HTTP port of the llm service.")
+    llm_url: str = Field(
+        "http://${LLM_HOST}:${LLM_PORT}", description="URL the worker and backend use."
+    )
+    llm_engine: Literal["auto", "ollama", "extractive"] = Field(
+        "auto",
+        description="auto: ollama when OLLAMA_URL answers, else the offline extractive engine.",
+    )
+    ollama_url: AnyHttpUrl = Field(
+        AnyHttpUrl("http://127.0.0.1:11434"), description="Ollama server."
+    )
+    ollama_model: str = Field(
+        "llama3.2:3b", description="Ollama model (name:tag) used for analysis."
+    )
+
+    @field_validator("backend_host", "postgres_host", "redis_host", "whisper_host", "llm_host")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.\-:]+", value):
+            raise ValueError(f"{value!r} is not a host name or address")
+        return value
+
+
+def all_keys() -> list[str]:
+    return [name.upper() for name in StackSettings.model_fields]
+
+
+def secret_keys() -> list[str]:
+    return [
+        name.upper()
+        for name, field in StackSettings.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
+    ]
+
+
+def defaults_for(env: str) -> dict[str, str]:
+    """Every key's default for one environment, as env-file text values."""
+    values: dict[str, str] = {}
+    for name, field in StackSettings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        if isinstance(default, bool):
+            default = str(default).lower()
+        values[name.upper()] = str(default)
+    values.update({key: str(port) for key, port in environments.default_ports(env).items()})
+    values["APP_ENV"] = env
+    values["MEDIA_DIR"] = f".data/{env}/media"
+    values["LOG_JSON"] = "false" if env == "dev" else "true"
+    return values
+
+
+def render_example() -> str:
+    """The text of `.env.example`: every key, documented, with dev's defaults."""
+    lines = [
+        "# Every setting of the stack, with dev's defaults. Generated from",
+        "# libs/ops/src/ops/envschema.py by `uv run inv env.example`: do not edit by hand.",
+        "# `uv run inv env.setup --env <env>` writes .env.<env> with real generated secrets.",
+    ]
+    defaults = defaults_for("dev")
+    for name, field in StackSettings.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "section" in extra:
+            lines += ["", f"# --- {extra['section']} " + "-" * (60 - len(str(extra["section"])))]
+        lines.append(f"# {field.description}")
+        key = name.upper()
+        value = "change-me" if extra.get("secret") else defaults[key]
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + "\n"

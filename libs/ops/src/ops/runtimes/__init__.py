@@ -1,0 +1,76 @@
+"""Two ways to run the same stack: supervised local processes, or docker compose.
+
+`select()` turns `--runtime auto|local|compose` into one of them and remembers, per
+environment, which runtime started the stack, so `down`, `ps` and `logs` find it again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ops import project
+from ops.errors import OpsError
+from ops.runtimes.base import Runtime, ServiceState
+
+__all__ = ["RUNTIMES", "Runtime", "ServiceState", "recorded", "remember", "select"]
+
+RUNTIMES = ("auto", "local", "compose")
+
+
+def _marker(env: str) -> Path:
+    return project.data_dir(env) / "runtime"
+
+
+def recorded(env: str) -> str | None:
+    """The runtime that last started `env`, if its stack may still be running."""
+    marker = _marker(env)
+    return marker.read_text().strip() if marker.exists() else None
+
+
+def remember(env: str, runtime: str | None) -> None:
+    marker = _marker(env)
+    if runtime is None:
+        marker.unlink(missing_ok=True)
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(runtime + "\n")
+
+
+def _make(name: str) -> Runtime:
+    if name == "local":
+        from ops.runtimes.local import LocalRuntime
+
+        return LocalRuntime()
+    from ops.runtimes.compose import ComposeRuntime
+
+    return ComposeRuntime()
+
+
+def select(requested: str, env: str, *, announce: bool = True) -> Runtime:
+    """The runtime to use. `auto`: the one already running `env`, else compose when a
+    Docker engine answers, else local. An explicit `compose` with no engine is an error."""
+    from ops import docker, environments
+
+    environments.validate(env)
+    if requested not in RUNTIMES:
+        raise OpsError(
+            f"unknown runtime {requested!r}", f"use --runtime with one of: {', '.join(RUNTIMES)}", 2
+        )
+    if requested == "compose":
+        status = docker.engine_status()
+        if not status.reachable:
+            raise OpsError(
+                f"--runtime compose needs a Docker engine: {status.detail}",
+                "start Docker, or use `--runtime local` (no Docker needed)",
+            )
+    if requested != "auto":
+        return _make(requested)
+    name = recorded(env)
+    reason = "it started this environment"
+    if name is None:
+        status = docker.engine_status(timeout=3)
+        name = "compose" if status.reachable else "local"
+        reason = status.detail if status.reachable else f"no Docker engine ({status.detail})"
+    if announce:
+        print(f"runtime: {name} ({reason})")  # noqa: T201
+    return _make(name)
