@@ -1,0 +1,36 @@
+"""Dependencies the routes declare with `Annotated[..., Depends()]`.
+
+Everything comes from `app.state`, filled by the lifespan in backend.main, so tests can build
+an app around their own settings without touching globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from celery import Celery
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.core.config import BackendSettings
+
+
+def get_settings(request: Request) -> BackendSettings:
+    settings: BackendSettings = request.app.state.settings
+    return settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+def get_task_queue(request: Request) -> Celery:
+    queue: Celery = request.app.state.task_queue
+    return queue
+
+
+SettingsDep = Annotated[BackendSettings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+TaskQueueDep = Annotated[Celery, Depends(get_task_queue)]

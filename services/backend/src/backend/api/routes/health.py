@@ -1,0 +1,45 @@
+"""Liveness, readiness and Prometheus metrics (outside /api: no token needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from backend.health_checks import database_check, llm_check, redis_check, whisper_check
+from common.health import run_checks
+from common.metrics import render_latest
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="The process is alive")
+async def health() -> dict[str, str]:
+    return {"status": "ok", "service": "backend"}
+
+
+@router.get(
+    "/health/ready",
+    summary="Dependencies reachable (503 when a required one is down)",
+    responses={503: {"description": "A required dependency is down"}},
+)
+async def ready(request: Request) -> JSONResponse:
+    state = request.app.state
+    report = await run_checks(
+        [
+            database_check(state.engine),
+            redis_check(state.redis),
+            whisper_check(state.whisper_channel),
+            llm_check(state.http, state.settings.llm_url),
+        ]
+    )
+    body: dict[str, Any] = {"service": "backend", **report.as_dict()}
+    code = status.HTTP_200_OK if report.ok else status.HTTP_503_SERVICE_UNAVAILABLE
+    return JSONResponse(body, code)
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics() -> Response:
+    body, content_type = render_latest()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,228 @@
+"""Meetings: upload a recording, follow its progress, list and delete."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from backend.api.deps import SessionDep, SettingsDep, TaskQueueDep
+from backend.db.models import TITLE_MAX, Meeting, MeetingStatus, Transcript
+from backend.schemas import (
+    ActionItemOut,
+    ErrorBody,
+    MeetingCreated,
+    MeetingOut,
+    MeetingPage,
+    MeetingSummaryOut,
+    Segment,
+    Status,
+    TranscriptOut,
+)
+from backend.services.task_queue import EnqueueError, enqueue_meeting
+from backend.services.uploads import UploadError, receive_upload
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/meetings", tags=["meetings"])
+
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "WAV, MP3, OGG, FLAC, M4A/MP4 or WebM recording.",
+                        },
+                        "title": {"type": "string", "maxLength": TITLE_MAX},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _not_found(meeting_id: uuid.UUID) -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"No meeting with id {meeting_id}; list existing meetings with GET /api/v1/meetings.",
+    )
+
+
+def _title(fields: dict[str, str], original_filename: str | None) -> str:
+    title = " ".join(fields.get("title", "").split())
+    if not title and original_filename:
+        title = original_filename.rsplit(".", 1)[0]
+    return title or "Untitled meeting"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Upload a recording; processing starts in the background",
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        413: {"model": ErrorBody, "description": "Larger than MAX_UPLOAD_MB"},
+        415: {"model": ErrorBody, "description": "Not a supported audio format"},
+        422: {"model": ErrorBody, "description": "Malformed form"},
+        503: {"model": ErrorBody, "description": "Task queue unavailable"},
+    },
+)
+async def create_meeting(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    task_queue: TaskQueueDep,
+) -> MeetingCreated:
+    try:
+        upload = await receive_upload(request, settings.media_dir, settings.max_upload_bytes)
+    except UploadError as exc:
+        raise HTTPException(exc.status_code, exc.detail) from None
+
+    title = _title(upload.fields, upload.original_filename)
+    if len(title) > TITLE_MAX:
+        upload.path.unlink(missing_ok=True)
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"`title` is {len(title)} characters; shorten it to at most {TITLE_MAX}.",
+        )
+    meeting = Meeting(
+        id=uuid.uuid4(),
+        title=title,
+        status=MeetingStatus.QUEUED.value,
+        media_filename=upload.filename,
+        original_filename=upload.original_filename,
+        content_type=upload.audio_type.mime,
+        size_bytes=upload.size,
+    )
+    session.add(meeting)
+    try:
+        await session.commit()
+    except BaseException:
+        upload.path.unlink(missing_ok=True)
+        raise
+
+    # Enqueue only after the commit: a worker must never receive an id it cannot read yet.
+    try:
+        await anyio.to_thread.run_sync(enqueue_meeting, task_queue, meeting.id)
+    except EnqueueError as exc:
+        logger.error("could not enqueue meeting %s: %s", meeting.id, exc)
+        # A row nobody will ever process is worse than none: undo, so a retry is clean.
+        await session.delete(meeting)
+        await session.commit()
+        upload.path.unlink(missing_ok=True)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "The task queue (Redis) is unavailable, so nothing was stored; "
+            "retry the upload in a moment or check `inv health`.",
+        ) from None
+
+    url = f"/api/v1/meetings/{meeting.id}"
+    response.headers["Location"] = url
+    return MeetingCreated(id=meeting.id, status="queued", url=url)
+
+
+@router.get("", summary="List meetings, newest first")
+async def list_meetings(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")] = 0,
+    status_filter: Annotated[
+        Status | None, Query(alias="status", description="Only meetings in this state.")
+    ] = None,
+) -> MeetingPage:
+    base = select(Meeting)
+    count = select(func.count()).select_from(Meeting)
+    if status_filter is not None:
+        base = base.where(Meeting.status == status_filter)
+        count = count.where(Meeting.status == status_filter)
+    total = (await session.execute(count)).scalar_one()
+    rows = await session.scalars(
+        base.order_by(Meeting.created_at.desc(), Meeting.id.desc()).limit(limit).offset(offset)
+    )
+    return MeetingPage(
+        items=[MeetingSummaryOut.model_validate(m) for m in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/{meeting_id}",
+    summary="A meeting with its transcript, summary and action items",
+    responses={404: {"model": ErrorBody}},
+)
+async def get_meeting(meeting_id: uuid.UUID, session: SessionDep) -> MeetingOut:
+    meeting = await session.scalar(
+        select(Meeting)
+        .where(Meeting.id == meeting_id)
+        .options(
+            selectinload(Meeting.transcript).selectinload(Transcript.segments),
+            selectinload(Meeting.summary),
+            selectinload(Meeting.action_items),
+        )
+    )
+    if meeting is None:
+        raise _not_found(meeting_id)
+    return _meeting_out(meeting)
+
+
+def _meeting_out(meeting: Meeting) -> MeetingOut:
+    transcript = meeting.transcript
+    summary = meeting.summary
+    return MeetingOut(
+        **MeetingSummaryOut.model_validate(meeting).model_dump(),
+        transcript=None
+        if transcript is None
+        else TranscriptOut(
+            text=transcript.text,
+            language=transcript.language,
+            engine=transcript.engine,
+            model=transcript.model,
+            audio_seconds=transcript.audio_seconds,
+            segments=[
+                Segment(start=s.start_seconds, end=s.end_seconds, text=s.text)
+                for s in transcript.segments
+            ],
+        ),
+        summary=summary.text if summary else None,
+        topics=list(summary.topics) if summary else [],
+        action_items=[
+            ActionItemOut(text=a.text, owner=a.owner, due=a.due) for a in meeting.action_items
+        ],
+    )
+
+
+@router.delete(
+    "/{meeting_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a meeting, its results and its recording",
+    responses={404: {"model": ErrorBody}},
+)
+async def delete_meeting(meeting_id: uuid.UUID, session: SessionDep, settings: SettingsDep) -> None:
+    meeting = await session.get(Meeting, meeting_id)
+    if meeting is None:
+        raise _not_found(meeting_id)
+    media = settings.media_dir / meeting.media_filename
+    await session.delete(meeting)
+    await session.commit()
+    # After the commit: if unlinking fails the meeting is still gone, and an orphan file is
+    # harmless, whereas a row pointing at a deleted file would break the worker.
+    try:
+        media.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.warning("meeting %s deleted but its file %s remains: %s", meeting_id, media, exc)

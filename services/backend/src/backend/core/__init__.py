@@ -1,0 +1,1 @@
+"""Configuration, security and error handling shared by every route."""

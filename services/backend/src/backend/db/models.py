@@ -1,0 +1,181 @@
+"""Tables of the meeting pipeline.
+
+A meeting owns at most one transcript, one summary and one search document (unique
+`meeting_id`), so a redelivered worker task can upsert instead of adding duplicates. Every
+child row cascades on delete: removing a meeting is one DELETE.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.db.base import Base
+
+TITLE_MAX = 200
+SEARCH_CONFIG = "english"
+"""Text-search configuration baked into the generated tsvector column (changing it needs a
+migration)."""
+
+
+class MeetingStatus(StrEnum):
+    QUEUED = "queued"
+    TRANSCRIBING = "transcribing"
+    ANALYZING = "analyzing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+_STATUS_VALUES = ", ".join(f"'{s.value}'" for s in MeetingStatus)
+
+
+def _now() -> Any:
+    return func.now()
+
+
+class Meeting(Base):
+    __tablename__ = "meetings"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status_valid"),
+        # Listing pages newest first; the id breaks ties so pages never overlap.
+        Index("ix_meetings_created_at_id", "created_at", "id"),
+        Index("ix_meetings_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    title: Mapped[str] = mapped_column(String(TITLE_MAX))
+    status: Mapped[str] = mapped_column(String(16), default=MeetingStatus.QUEUED.value)
+    media_filename: Mapped[str] = mapped_column(String(64), unique=True)
+    original_filename: Mapped[str | None] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=_now(), onupdate=_now()
+    )
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    transcript: Mapped[Transcript | None] = relationship(
+        back_populates="meeting", passive_deletes=True
+    )
+    summary: Mapped[Summary | None] = relationship(back_populates="meeting", passive_deletes=True)
+    action_items: Mapped[list[ActionItem]] = relationship(
+        back_populates="meeting", order_by="ActionItem.position", passive_deletes=True
+    )
+
+
+class Transcript(Base):
+    __tablename__ = "transcripts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    meeting_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), unique=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    engine: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    audio_seconds: Mapped[float] = mapped_column(Float)
+    processing_seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    meeting: Mapped[Meeting] = relationship(back_populates="transcript")
+    segments: Mapped[list[TranscriptSegment]] = relationship(
+        back_populates="transcript", order_by="TranscriptSegment.position", passive_deletes=True
+    )
+
+
+class TranscriptSegment(Base):
+    __tablename__ = "transcript_segments"
+    __table_args__ = (UniqueConstraint("transcript_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # No separate index: the unique (transcript_id, position) index serves lookups by transcript.
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    start_seconds: Mapped[float] = mapped_column(Float)
+    end_seconds: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+
+    transcript: Mapped[Transcript] = relationship(back_populates="segments")
+
+
+class Summary(Base):
+    __tablename__ = "summaries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    meeting_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), unique=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    topics: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    engine: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    meeting: Mapped[Meeting] = relationship(back_populates="summary")
+
+
+class ActionItem(Base):
+    __tablename__ = "action_items"
+    __table_args__ = (UniqueConstraint("meeting_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # Lookups by meeting use the unique (meeting_id, position) index.
+    meeting_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    due: Mapped[str | None] = mapped_column(String(200))
+
+    meeting: Mapped[Meeting] = relationship(back_populates="action_items")
+
+
+SEARCH_VECTOR_SQL = (
+    f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, coalesce(title, '')), 'A') || "
+    f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, coalesce(summary, '')), 'B') || "
+    f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, coalesce(transcript, '')), 'C')"
+)
+"""Title outranks summary outranks transcript: ts_rank weighs A > B > C."""
+
+
+class SearchDocument(Base):
+    """What full-text search reads: one denormalised row per indexed meeting.
+
+    Postgres keeps `tsv` in step with the text columns (a stored generated column), so the
+    worker only writes plain text and can never leave a stale vector behind.
+    """
+
+    __tablename__ = "search_documents"
+    __table_args__ = (Index("ix_search_documents_tsv", "tsv", postgresql_using="gin"),)
+
+    meeting_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    title: Mapped[str] = mapped_column(String(TITLE_MAX))
+    summary: Mapped[str] = mapped_column(Text, server_default="")
+    transcript: Mapped[str] = mapped_column(Text, server_default="")
+    tsv: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_VECTOR_SQL, persisted=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=_now(), onupdate=_now()
+    )

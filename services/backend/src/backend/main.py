@@ -1,0 +1,86 @@
+"""The FastAPI application: `create_app()` for tests and tools, `app` for uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI
+from grpc import aio  # type: ignore[import-untyped]  # grpcio ships no type stubs
+from redis.asyncio import Redis
+
+from backend import __version__
+from backend.api.routes import health, meetings, search
+from backend.core.config import BackendSettings, get_settings
+from backend.core.errors import install_error_handlers
+from backend.core.security import require_token
+from backend.db.session import async_engine, async_sessions
+from backend.services.task_queue import make_client
+from common.logging import configure_logging
+from common.metrics import PrometheusMiddleware
+
+DESCRIPTION = """\
+Upload a meeting recording, then poll it until `status` is `done`: the transcript, summary
+and action items are filled in by the worker. Every `/api` route needs
+`Authorization: Bearer <API_TOKEN>`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: BackendSettings = app.state.settings or get_settings()
+    app.state.settings = settings
+    if not logging.getLogger().handlers:
+        # Worker processes spawned by uvicorn (BACKEND_WORKERS > 1) start unconfigured; a
+        # process that already set up logging (__main__, pytest) keeps its handlers.
+        configure_logging("backend", settings.log_level, json_logs=settings.log_json)
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    engine = async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    app.state.engine = engine
+    app.state.sessions = async_sessions(engine)
+    app.state.redis = Redis.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_pool_size,
+        socket_connect_timeout=2,
+        socket_timeout=2,
+    )
+    app.state.http = httpx.AsyncClient(timeout=2.0)
+    app.state.whisper_channel = aio.insecure_channel(settings.whisper_url)
+    app.state.task_queue = make_client(settings.redis_url, timeout_s=settings.enqueue_timeout_s)
+    try:
+        yield
+    finally:
+        app.state.task_queue.close()
+        await app.state.whisper_channel.close()
+        await app.state.http.aclose()
+        await app.state.redis.aclose()
+        await engine.dispose()
+
+
+def create_app(settings: BackendSettings | None = None) -> FastAPI:
+    """Build the app; settings are read from the environment at startup when not given."""
+    app = FastAPI(
+        title="Meeting Intelligence API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(PrometheusMiddleware, service="backend")
+    install_error_handlers(app)
+
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    api.include_router(meetings.router)
+    api.include_router(search.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Alembic scripts; shipped inside the package so wheels and images can migrate."""

@@ -1,0 +1,90 @@
+"""Response bodies of the public API (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["queued", "transcribing", "analyzing", "done", "failed"]
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="What went wrong and what to do about it.")
+
+
+class MeetingCreated(BaseModel):
+    id: uuid.UUID
+    status: Status
+    url: str = Field(description="Where to poll for progress.")
+
+
+class Segment(BaseModel):
+    start: float = Field(description="Seconds from the start of the recording.")
+    end: float
+    text: str
+
+
+class TranscriptOut(BaseModel):
+    text: str
+    language: str | None
+    engine: str
+    model: str
+    audio_seconds: float
+    segments: list[Segment]
+
+
+class ActionItemOut(BaseModel):
+    text: str
+    owner: str | None = None
+    due: str | None = None
+
+
+class MeetingSummaryOut(BaseModel):
+    """A meeting in a list: everything but the (large) pipeline results."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str
+    status: Status
+    error: str | None
+    original_filename: str | None
+    content_type: str
+    size_bytes: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class MeetingOut(MeetingSummaryOut):
+    transcript: TranscriptOut | None
+    summary: str | None
+    topics: list[str]
+    action_items: list[ActionItemOut]
+
+
+class MeetingPage(BaseModel):
+    items: list[MeetingSummaryOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class SearchHitOut(BaseModel):
+    id: uuid.UUID
+    title: str
+    status: Status
+    created_at: datetime
+    rank: float
+    snippet: str = Field(description="HTML-escaped excerpt; matches are wrapped in <mark>.")
+
+
+class SearchPage(BaseModel):
+    query: str
+    items: list[SearchHitOut]
+    total: int
+    limit: int
+    offset: int

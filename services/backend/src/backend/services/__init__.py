@@ -1,0 +1,1 @@
+"""What the routes use: upload handling, audio sniffing, the task queue, search."""

@@ -1,0 +1,255 @@
+"""Stream a multipart upload straight to the media directory, enforcing size and type.
+
+Starlette's form parser spools the whole body before a route runs, so a 5 GB upload would
+be read in full just to be refused. Parsing the stream here lets us stop at the first chunk
+past the limit, or at the first bytes that are not audio, and delete what was written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import anyio
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from backend.services.audio_types import SNIFF_BYTES, SUPPORTED, AudioType, sniff
+
+FILE_FIELD = "file"
+MAX_FIELD_BYTES = 4096
+"""Text fields (title) are tiny; anything bigger is a malformed or hostile request."""
+MULTIPART_OVERHEAD = 64 * 1024
+"""Headroom above the file limit for boundaries and text fields in a Content-Length check."""
+
+
+class UploadError(Exception):
+    """A client mistake: carries the HTTP status and a message saying how to fix it."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+@dataclass
+class StoredUpload:
+    path: Path
+    size: int
+    audio_type: AudioType
+    original_filename: str | None
+    fields: dict[str, str]
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class _Part:
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    name: str = ""
+    filename: str | None = None
+    data: bytearray = field(default_factory=bytearray)
+
+
+class _UploadReceiver:
+    """Collects python-multipart callbacks; the async driver acts on them between chunks."""
+
+    def __init__(self) -> None:
+        self.part = _Part()
+        self._header_name = b""
+        self._header_value = b""
+        self.file_chunks: list[bytes] = []
+        self.file_started = False
+        self.file_finished = False
+        self.file_filename: str | None = None
+        self.fields: dict[str, str] = {}
+
+    # --- python-multipart callbacks (sync, called from parser.write) -----------------
+    def on_part_begin(self) -> None:
+        self.part = _Part()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.part.headers.append((self._header_name.lower(), self._header_value))
+        self._header_name = self._header_value = b""
+
+    def on_headers_finished(self) -> None:
+        disposition = dict(self.part.headers).get(b"content-disposition")
+        _, options = parse_options_header(disposition)
+        if b"name" not in options:
+            raise UploadError(422, "Each multipart part needs a Content-Disposition name.")
+        self.part.name = options[b"name"].decode("utf-8", "replace")
+        if b"filename" in options:
+            self.part.filename = options[b"filename"].decode("utf-8", "replace")
+        if self._is_file_part():
+            if self.file_started:
+                raise UploadError(422, f"Send exactly one `{FILE_FIELD}` part per request.")
+            self.file_started = True
+            self.file_filename = self.part.filename
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._is_file_part():
+            self.file_chunks.append(data[start:end])
+            return
+        self.part.data.extend(data[start:end])
+        if len(self.part.data) > MAX_FIELD_BYTES:
+            raise UploadError(
+                422, f"Form field `{self.part.name}` is too long (max {MAX_FIELD_BYTES} bytes)."
+            )
+
+    def on_part_end(self) -> None:
+        if self._is_file_part():
+            self.file_finished = True
+        elif self.part.filename is None:
+            self.fields[self.part.name] = self.part.data.decode("utf-8", "replace")
+        # Extra file parts under other names are ignored: only `file` is stored.
+
+    def _is_file_part(self) -> bool:
+        return self.part.name == FILE_FIELD
+
+
+def _boundary(request: Request) -> bytes:
+    content_type, params = parse_options_header(request.headers.get("content-type"))
+    if content_type != b"multipart/form-data" or b"boundary" not in params:
+        raise UploadError(
+            415,
+            "Send the recording as multipart/form-data with a `file` part "
+            "(e.g. curl -F file=@meeting.wav).",
+        )
+    return params[b"boundary"]
+
+
+def _check_declared_length(request: Request, max_bytes: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
+        raise UploadError(413, too_large_message(max_bytes))
+
+
+def too_large_message(max_bytes: int) -> str:
+    return (
+        f"The file is larger than the {max_bytes // (1024 * 1024)} MiB limit "
+        "(MAX_UPLOAD_MB); split or compress the recording and upload again."
+    )
+
+
+class _Sink:
+    """The file being written; removed unless `keep()` is called."""
+
+    def __init__(self, media_dir: Path) -> None:
+        self.stem = uuid.uuid4().hex
+        self.partial = media_dir / f".incoming-{self.stem}.part"
+        self.handle: IO[bytes] | None = None
+        self.size = 0
+        self.head = bytearray()
+        self.audio_type: AudioType | None = None
+
+    async def write(self, chunk: bytes, max_bytes: int) -> None:
+        if self.size + len(chunk) > max_bytes:
+            raise UploadError(413, too_large_message(max_bytes))
+        if self.audio_type is None:
+            self.head.extend(chunk[: SNIFF_BYTES - len(self.head)])
+            if len(self.head) >= SNIFF_BYTES:
+                self._sniff()
+        if self.handle is None:
+            self.handle = await anyio.to_thread.run_sync(self.partial.open, "xb")
+        await anyio.to_thread.run_sync(self.handle.write, chunk)
+        self.size += len(chunk)
+
+    def _sniff(self) -> None:
+        self.audio_type = sniff(bytes(self.head))
+        if self.audio_type is None:
+            raise UploadError(415, f"The file is not a supported audio format; upload {SUPPORTED}.")
+
+    async def finish(self) -> Path:
+        if self.size == 0:
+            raise UploadError(422, f"The `{FILE_FIELD}` part is empty; attach the recording.")
+        if self.audio_type is None:  # shorter than SNIFF_BYTES
+            self._sniff()
+        assert self.handle is not None and self.audio_type is not None
+        handle = self.handle
+        await anyio.to_thread.run_sync(handle.close)
+        final = self.partial.with_name(f"{self.stem}.{self.audio_type.extension}")
+        self.partial.rename(final)
+        return final
+
+    def discard(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.partial.unlink()
+
+
+async def receive_upload(request: Request, media_dir: Path, max_bytes: int) -> StoredUpload:
+    """Parse the request body, writing the `file` part under a generated name in media_dir.
+
+    Raises UploadError (413/415/422) as soon as the input is known to be unacceptable; no
+    partial file survives any failure, including a client disconnect.
+    """
+    boundary = _boundary(request)
+    _check_declared_length(request, max_bytes)
+    receiver = _UploadReceiver()
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": receiver.on_part_begin,
+            "on_part_data": receiver.on_part_data,
+            "on_part_end": receiver.on_part_end,
+            "on_header_field": receiver.on_header_field,
+            "on_header_value": receiver.on_header_value,
+            "on_header_end": receiver.on_header_end,
+            "on_headers_finished": receiver.on_headers_finished,
+        },
+    )
+    sink = _Sink(media_dir)
+    try:
+        try:
+            async for chunk in request.stream():
+                parser.write(chunk)
+                for piece in receiver.file_chunks:
+                    await sink.write(piece, max_bytes)
+                receiver.file_chunks.clear()
+            parser.finalize()
+        except FormParserError:
+            raise UploadError(
+                422, "The multipart body is malformed; let your HTTP client build it."
+            ) from None
+        except ClientDisconnect:
+            raise UploadError(400, "The client disconnected before the upload finished.") from None
+        if not receiver.file_started:
+            raise UploadError(
+                422, f"No `{FILE_FIELD}` part in the form; attach the recording as `{FILE_FIELD}`."
+            )
+        if not receiver.file_finished:
+            raise UploadError(422, "The multipart body ended in the middle of the file.")
+        path = await sink.finish()
+    except BaseException:
+        # BaseException: cancellation (client gone, server shutdown) must not leave files.
+        sink.discard()
+        raise
+    assert sink.audio_type is not None
+    return StoredUpload(
+        path=path,
+        size=sink.size,
+        audio_type=sink.audio_type,
+        original_filename=_safe_original_name(receiver.file_filename),
+        fields=receiver.fields,
+    )
+
+
+def _safe_original_name(name: str | None) -> str | None:
+    """Keep the client's file name for display only: last path component, bounded length."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return base[:255] or None
