@@ -61,40 +61,89 @@ RUNTIME_HELP = "auto (compose when a Docker engine answers, else local), local o
 @task(help={"env": ENV_HELP, "runtime": RUNTIME_HELP, "timeout": "Seconds to wait for health."})
 def up(c: Context, env: str = "dev", runtime: str = "auto", timeout: int = 120) -> None:
     """Start the whole stack for an environment and wait until it is healthy."""
-    raise _not_built("up", 5)
+    from ops import runtimes
+
+    runtimes.select(runtime, env).up(env, timeout=timeout)
 
 
-@task(help={"env": ENV_HELP, "volumes": "Also delete the env's data.", "yes": "Do not ask."})
-def down(c: Context, env: str = "dev", volumes: bool = False, yes: bool = False) -> None:
+@task(
+    help={
+        "env": ENV_HELP,
+        "runtime": RUNTIME_HELP,
+        "volumes": "Also delete the environment's data (database, media, logs).",
+        "yes": "Do not ask before deleting data.",
+    }
+)
+def down(
+    c: Context, env: str = "dev", runtime: str = "auto", volumes: bool = False, yes: bool = False
+) -> None:
     """Stop the stack of an environment."""
-    raise _not_built("down", 5)
+    from ops import console, project, runtimes
+
+    selected = runtimes.select(runtime, env, announce=False)
+    if volumes:
+        console.confirm(f"delete every piece of {env}'s data under {project.data_dir(env)}?", yes)
+    selected.down(env, volumes=volumes)
 
 
-@task(help={"env": ENV_HELP, "json": JSON_HELP})
-def ps(c: Context, env: str = "dev", json: bool = False) -> None:
+@task(help={"env": ENV_HELP, "runtime": RUNTIME_HELP, "json": JSON_HELP})
+def ps(c: Context, env: str = "dev", runtime: str = "auto", json: bool = False) -> None:
     """List the stack's services with their state, pid/container and URL."""
-    raise _not_built("ps", 5)
+    from dataclasses import asdict
+
+    from ops import console, runtimes
+
+    states = [asdict(s) for s in runtimes.select(runtime, env, announce=False).ps(env)]
+    if json:
+        console.print_json(states)
+    elif not states:
+        print(f"the {env} stack is not running (`inv up --env {env}` starts it)")  # noqa: T201
+    else:
+        columns = ["service", "state", "ident", "uptime", "url"]
+        console.print_table(f"{env} stack", columns, states, status_key="state")
 
 
 @task(
     help={
         "env": ENV_HELP,
         "service": "Only this service.",
-        "follow": "Keep printing new lines.",
+        "runtime": RUNTIME_HELP,
+        "follow": "Keep printing new lines (Ctrl-C stops).",
         "tail": "Lines to show per service.",
     }
 )
 def logs(
-    c: Context, env: str = "dev", service: str = "", follow: bool = False, tail: int = 100
+    c: Context,
+    env: str = "dev",
+    runtime: str = "auto",
+    service: str = "",
+    follow: bool = False,
+    tail: int = 100,
 ) -> None:
     """Show the services' logs."""
-    raise _not_built("logs", 5)
+    from ops import runtimes
+
+    selected = runtimes.select(runtime, env, announce=False)
+    selected.logs(env, service=service or None, follow=follow, tail=tail)
 
 
 @task(help={"env": ENV_HELP, "wait": "Retry for up to this many seconds.", "json": JSON_HELP})
-def health(c: Context, env: str = "dev", wait: int = 0, json: bool = False) -> None:
+def health(c: Context, env: str = "dev", wait: float = 0, json: bool = False) -> None:
     """Check every service and dependency in parallel; non-zero exit when one is down."""
-    raise _not_built("health", 5)
+    from ops import binaries, console, envfile, environments
+    from ops import health as checks
+
+    environments.validate(env)
+    values = envfile.load(env)
+    report = checks.run(values, wait=wait, ollama=binaries.ollama().path is not None)
+    if json:
+        console.print_json(report.as_dict())
+    else:
+        columns = ["check", "status", "latency", "detail"]
+        console.print_table(f"{env} health", columns, checks.rows(report), status_key="status")
+    if not report.ok:
+        failed = [r.name for r in report.results if r.required and not r.ok]
+        raise Exit(f"health: {', '.join(failed)} failing; see `inv logs --env {env}`", code=1)
 
 
 @task(help={"env": ENV_HELP, "service": "Only this service's image."})
@@ -109,13 +158,47 @@ def build(c: Context, env: str = "dev", service: str = "") -> None:
 @task(name="setup", help={"env": ENV_HELP, "force": "Replace existing values too."})
 def env_setup(c: Context, env: str = "dev", force: bool = False) -> None:
     """Write .env.<env> from the settings schema, with generated secrets (mode 0600)."""
-    raise _not_built("env.setup", 7)
+    from ops import envfile
+
+    report = envfile.setup(env, force=force)
+    verb = "created" if report.created else "updated"
+    print(f"{verb} {report.path} (mode 0600)")  # noqa: T201
+    for label, keys in [
+        ("added", report.added),
+        ("replaced (--force)", report.replaced),
+        ("generated secrets", report.generated),
+    ]:
+        if keys:
+            print(f"  {label}: {', '.join(keys)}")  # noqa: T201
+    if report.kept:
+        print(f"  kept {len(report.kept)} existing value(s); --force replaces them")  # noqa: T201
 
 
 @task(name="check", help={"env": ENV_HELP})
 def env_check(c: Context, env: str = "dev") -> None:
     """Validate .env.<env>: missing or unknown keys, malformed lines, weak secrets."""
-    raise _not_built("env.check", 7)
+    from ops import envfile
+
+    problems = envfile.check(env)
+    if problems:
+        listing = "\n  ".join(str(p) for p in problems)
+        raise Exit(f"{envfile.path_for(env).name}: {len(problems)} problem(s)\n  {listing}", 1)
+    print(f"{envfile.path_for(env).name}: ok")  # noqa: T201
+
+
+@task(name="example", help={"check": "Only fail when .env.example is stale; write nothing."})
+def env_example(c: Context, check: bool = False) -> None:
+    """Regenerate .env.example from the settings schema."""
+    from ops import envschema, project
+
+    path = project.root() / ".env.example"
+    text = envschema.render_example()
+    if check:
+        if not path.exists() or path.read_text() != text:
+            raise Exit(".env.example is stale: run `uv run inv env.example`", code=1)
+        return
+    path.write_text(text)
+    print(f"wrote {path}")  # noqa: T201
 
 
 # --- db: migrations -------------------------------------------------------------------------
@@ -194,7 +277,7 @@ def models_list(c: Context, env: str = "dev") -> None:
 
 
 ns = Collection(setup, doctor, up, down, ps, logs, health, build)
-ns.add_collection(Collection("env", env_setup, env_check))
+ns.add_collection(Collection("env", env_setup, env_check, env_example))
 ns.add_collection(Collection("db", migrate, revision, downgrade, current, db_check))
 backup = Collection("backup", backup_list, verify, restore)
 backup.add_task(create, default=True)  # `inv backup` is `inv backup.create`

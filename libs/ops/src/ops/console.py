@@ -7,7 +7,19 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+STATUS_STYLE = {
+    "ok": "green",
+    "running": "green",
+    "healthy": "green",
+    "warn": "yellow",
+    "starting": "yellow",
+    "backoff": "yellow",
+    "fail": "bold red",
+    "fatal": "bold red",
+    "exited": "red",
+    "unhealthy": "bold red",
+    "stopped": "dim",
+}
 
 
 def print_json(data: Any) -> None:
@@ -20,6 +32,7 @@ def print_table(
 ) -> None:
     """A rich table; the `status_key` column is coloured by its value."""
     from rich.console import Console  # rich costs ~50 ms to import: only when printing
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", expand=False)
@@ -28,9 +41,23 @@ def print_table(
     for row in rows:
         cells = []
         for column in columns:
-            value = "" if row.get(column) is None else str(row[column])
-            if column == status_key:
-                value = f"[{STATUS_STYLE.get(value, '')}]{value}[/]"
+            value = escape("" if row.get(column) is None else str(row[column]))
+            style = STATUS_STYLE.get(value) if column == status_key else None
+            if style:
+                value = f"[{style}]{value}[/]"
             cells.append(value)
         table.add_row(*cells)
     Console(soft_wrap=False).print(table)
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before destroying anything; without a terminal, only `--yes` confirms."""
+    from ops.errors import OpsError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise OpsError(f"refusing without confirmation: {question}", "pass --yes to confirm")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in {"y", "yes"}:
+        raise OpsError("cancelled; nothing was deleted", code=1)

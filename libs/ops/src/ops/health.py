@@ -1,0 +1,178 @@
+"""`inv health`: every dependency and service checked at once, each under its own timeout.
+
+The checks reach the stack through the ports in `.env.<env>`, so they work the same whether
+the local runtime or compose runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from common.health import Check, HealthReport, run_checks
+
+CHECK_TIMEOUT = 2.0
+# The queues the worker consumes (services/worker); their depth is reported, not judged.
+WORKER_QUEUES = ("transcribe", "analyze", "index", "celery")
+
+
+def _pg_conninfo(database_url: str) -> str:
+    # SQLAlchemy's driver suffix means nothing to libpq.
+    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def postgres_probe(database_url: str) -> Any:
+    async def probe() -> str:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(
+            _pg_conninfo(database_url), connect_timeout=int(CHECK_TIMEOUT)
+        ) as conn:
+            cur = await conn.execute("SELECT current_setting('server_version')")
+            row = await cur.fetchone()
+        return f"postgres {row[0] if row else '?'}"
+
+    return probe
+
+
+def redis_probe(redis_url: str) -> Any:
+    async def probe() -> str:
+        import redis.asyncio as redis
+
+        client = redis.from_url(redis_url, socket_connect_timeout=CHECK_TIMEOUT)
+        try:
+            await client.ping()
+            info = await client.info("server")
+        finally:
+            await client.aclose()
+        return f"redis {info.get('redis_version', '?')}"
+
+    return probe
+
+
+def http_probe(url: str) -> Any:
+    async def probe() -> str:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=CHECK_TIMEOUT) as client:
+            response = await client.get(url)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}: {_failing(response)}")
+        return f"{response.status_code} OK"
+
+    return probe
+
+
+def _failing(response: Any) -> str:
+    """The names and details of the failing sub-checks in a /health/ready answer."""
+    try:
+        checks = response.json().get("checks", {})
+    except ValueError:
+        return response.text[:200]
+    failing = [f"{name}: {c.get('detail', '')}" for name, c in checks.items() if not c.get("ok")]
+    return "; ".join(failing) or response.text[:200]
+
+
+def grpc_probe(target: str) -> Any:
+    async def probe() -> str:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                reply = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=CHECK_TIMEOUT
+                )
+            except grpc.aio.AioRpcError as exc:
+                # The default rendering repeats the details three times; one line suffices.
+                raise RuntimeError(f"{exc.code().name}: {exc.details()}") from None
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        if status != "SERVING":
+            raise RuntimeError(f"gRPC health is {status}")
+        return status
+
+    return probe
+
+
+def worker_probe(redis_url: str) -> Any:
+    def ping() -> str:
+        import redis
+        from celery import Celery
+
+        app = Celery("mi-health", broker=redis_url)
+        try:
+            # limit=1 returns on the first answer instead of waiting out the timeout.
+            replies = app.control.ping(timeout=CHECK_TIMEOUT - 0.3, limit=1)
+        finally:
+            app.close()
+        if not replies:
+            raise RuntimeError("no Celery worker answered ping")
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=CHECK_TIMEOUT)
+        try:
+            depths = {q: client.llen(q) for q in WORKER_QUEUES}
+        finally:
+            client.close()
+        workers = ", ".join(name for reply in replies for name in reply)
+        queued = ", ".join(f"{q}={n}" for q, n in depths.items() if n) or "queues empty"
+        return f"{workers}; {queued}"
+
+    async def probe() -> str:
+        return await asyncio.to_thread(ping)
+
+    return probe
+
+
+def checks_for(values: Mapping[str, str], *, ollama: bool = False) -> list[Check]:
+    """The checks of a stack configured by `values` (an env file, interpolated)."""
+    backend = f"http://{values['BACKEND_HOST']}:{values['BACKEND_PORT']}"
+    checks = [
+        Check("postgres", postgres_probe(values["DATABASE_URL"]), timeout=CHECK_TIMEOUT),
+        Check("redis", redis_probe(values["REDIS_URL"]), timeout=CHECK_TIMEOUT),
+        Check("backend", http_probe(f"{backend}/health/ready"), timeout=CHECK_TIMEOUT + 1),
+        Check("whisper", grpc_probe(values["WHISPER_URL"]), timeout=CHECK_TIMEOUT),
+        Check("llm", http_probe(f"{values['LLM_URL']}/health/ready"), timeout=CHECK_TIMEOUT),
+        Check("worker", worker_probe(values["REDIS_URL"]), timeout=CHECK_TIMEOUT + 0.5),
+    ]
+    if ollama:
+        url = str(values["OLLAMA_URL"]).rstrip("/")
+        checks.append(
+            Check("ollama", http_probe(f"{url}/api/tags"), required=False, timeout=CHECK_TIMEOUT)
+        )
+    return checks
+
+
+def _preload() -> None:
+    """Import the client libraries before any check's clock starts: on a busy machine their
+    import time alone could exceed a check's timeout and fail a healthy service."""
+    import celery.app.control  # noqa: F401
+    import grpc  # noqa: F401
+    import httpx  # noqa: F401
+    import psycopg  # noqa: F401
+    import redis.asyncio  # noqa: F401
+    from grpc_health.v1 import health_pb2_grpc  # noqa: F401
+
+
+def run(values: Mapping[str, str], *, wait: float = 0, ollama: bool = False) -> HealthReport:
+    """Check once, or keep checking for up to `wait` seconds until everything passes."""
+    _preload()
+    deadline = time.monotonic() + wait
+    while True:
+        report = asyncio.run(run_checks(checks_for(values, ollama=ollama)))
+        if report.ok or time.monotonic() >= deadline:
+            return report
+        time.sleep(0.5)
+
+
+def rows(report: HealthReport) -> list[dict[str, object]]:
+    return [
+        {
+            "check": r.name,
+            "status": "ok" if r.ok else ("fail" if r.required else "warn"),
+            "latency": f"{r.latency_ms:.0f} ms",
+            "detail": r.detail,
+        }
+        for r in report.results
+    ]
