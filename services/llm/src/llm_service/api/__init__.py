@@ -1,0 +1,1 @@
+"""HTTP routes: analysis under /v1, health and metrics at the root."""

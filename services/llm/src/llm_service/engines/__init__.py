@@ -1,0 +1,1 @@
+"""Analysis engines: `extractive` (offline, no model) and `ollama` (a local LLM server)."""

@@ -1,0 +1,74 @@
+"""The FastAPI application: `create_app(settings)` builds it; `python -m llm_service` serves it.
+
+For other ASGI servers: `uvicorn --factory llm_service.main:create_app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from common.metrics import PrometheusMiddleware
+from llm_service.api import analysis, health
+from llm_service.config import LLMSettings
+from llm_service.engines.base import EngineError
+from llm_service.engines.extractive import ExtractiveEngine
+from llm_service.engines.ollama import OllamaClient, OllamaEngine
+from llm_service.engines.selection import EngineSelector
+
+SERVICE = "llm"
+
+
+def _version() -> str:
+    try:
+        return version("mi-llm")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0.0.0"
+
+
+async def _engine_error(_request: Request, exc: Exception) -> JSONResponse:
+    status = exc.status_code if isinstance(exc, EngineError) else 500
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def create_app(
+    settings: LLMSettings | None = None, *, ollama_backoff: float = 0.5, probe_ttl: float = 15.0
+) -> FastAPI:
+    settings = settings or LLMSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One connection pool for the whole process; closed on shutdown.
+        async with httpx.AsyncClient() as http:
+            client = OllamaClient(
+                settings.ollama_base_url,
+                timeout=settings.ollama_timeout,
+                retries=settings.ollama_retries,
+                http=http,
+                backoff=ollama_backoff,
+            )
+            app.state.settings = settings
+            app.state.selector = EngineSelector(
+                settings.llm_engine,
+                ExtractiveEngine(),
+                OllamaEngine(client, settings.ollama_model, settings.llm_chunk_chars),
+                ttl=probe_ttl,
+            )
+            yield
+
+    app = FastAPI(
+        title="llm service",
+        summary="Summary, action items and topics of meeting transcripts.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.add_middleware(PrometheusMiddleware, service=SERVICE)
+    app.add_exception_handler(EngineError, _engine_error)
+    app.include_router(analysis.router)
+    app.include_router(health.router)
+    return app
