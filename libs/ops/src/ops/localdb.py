@@ -89,7 +89,9 @@ def initdb(pgdata: Path, user: str, password: str, *, fsync: bool) -> bool:
         ]
         if not fsync:
             argv.append("--no-sync")  # dev only: a crash during initdb just means re-init
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False, user=owner)
+        # Drop root's groups too: a root group would select the directories' group bits.
+        as_owner = {"user": owner, "group": owner, "extra_groups": []} if owner else {}
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, **as_owner)
     finally:
         Path(pwfile.name).unlink(missing_ok=True)
     if proc.returncode != 0:

@@ -1,0 +1,116 @@
+import stat
+
+import pytest
+
+from ops import envfile, envschema
+from ops.errors import OpsError
+
+
+def _mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_setup_writes_every_key_with_generated_secrets_and_mode_0600(scratch_root):
+    report = envfile.setup("staging")
+
+    path = scratch_root / ".env.staging"
+    assert report.created and report.path == path
+    assert _mode(path) == 0o600
+    values = envfile.parse(path)
+    assert list(values) == envschema.all_keys()
+    assert values["APP_ENV"] == "staging"
+    assert values["BACKEND_PORT"] == "8100"  # staging's ports do not collide with dev's
+    secrets = [values[k] for k in envschema.secret_keys()]
+    assert len(set(secrets)) == len(secrets) and all(len(s) >= 40 for s in secrets)
+    assert envfile.check("staging") == []
+
+
+def test_setup_never_overwrites_without_force(scratch_root):
+    envfile.setup("dev")
+    path = scratch_root / ".env.dev"
+    text = path.read_text().replace("LOG_LEVEL=INFO", "LOG_LEVEL=DEBUG")
+    path.write_text(text.replace("MAX_UPLOAD_MB=200\n", "") + "MY_OWN_KEY=keep me\n")
+    token = envfile.parse(path)["API_TOKEN"]
+
+    report = envfile.setup("dev")
+    values = envfile.parse(path)
+    assert report.added == ["MAX_UPLOAD_MB"]
+    assert values["LOG_LEVEL"] == "DEBUG" and values["API_TOKEN"] == token
+    assert values["MY_OWN_KEY"] == "keep me", "unknown keys are kept, not dropped"
+
+    forced = envfile.setup("dev", force=True)
+    values = envfile.parse(path)
+    assert "API_TOKEN" in forced.replaced and values["API_TOKEN"] != token
+    assert values["LOG_LEVEL"] == "INFO"
+
+
+def test_interpolation_builds_urls_from_the_parts(scratch_root):
+    envfile.setup("dev")
+    values = envfile.load("dev")
+    assert values["DATABASE_URL"] == (
+        f"postgresql+psycopg://mi:{values['POSTGRES_PASSWORD']}@127.0.0.1:5433/meetings"
+    )
+    assert values["WHISPER_URL"] == "127.0.0.1:50051"
+
+
+def test_a_malformed_line_is_an_error_with_its_number(scratch_root):
+    envfile.setup("dev")
+    path = scratch_root / ".env.dev"
+    lines = path.read_text().splitlines()
+    lines.insert(4, "this line has no equals sign")
+    path.write_text("\n".join(lines) + "\n")
+
+    with pytest.raises(OpsError, match=r"\.env\.dev line 5: not KEY=VALUE"):
+        envfile.load("dev")
+    problems = [str(p) for p in envfile.check("dev")]
+    assert "line 5: not KEY=VALUE: 'this line has no equals sign'" in problems
+
+
+def test_check_reports_unknown_missing_and_invalid_keys(scratch_root):
+    envfile.setup("dev")
+    path = scratch_root / ".env.dev"
+    text = path.read_text()
+    text = text.replace("BACKEND_PORT=8000", "BACKEND_PORT=99999")
+    text = text.replace("LLM_ENGINE=auto", "LLM_ENGINE=gpt")
+    text = text.replace("REDIS_PORT=6380\n", "")
+    path.write_text(text + "BACKEND_PROT=8000\n")
+
+    problems = {p.key: p for p in envfile.check("dev")}
+    assert "less than or equal to 65535" in problems["BACKEND_PORT"].message
+    assert problems["BACKEND_PORT"].line is not None
+    assert "'auto', 'ollama' or 'extractive'" in problems["LLM_ENGINE"].message
+    assert problems["BACKEND_PROT"].message.startswith("unknown key BACKEND_PROT")
+    missing = [p for p in envfile.check("dev") if p.key is None]
+    assert any("REDIS_PORT" in p.message for p in missing)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("change-me", "placeholder"), ("short", "weak"), ("a" * 40, "weak")]
+)
+def test_staging_and_prod_refuse_placeholder_and_weak_secrets(scratch_root, value, expected):
+    envfile.setup("prod")
+    path = scratch_root / ".env.prod"
+    values = envfile.parse(path)
+    path.write_text(path.read_text().replace(values["API_TOKEN"], value))
+
+    problems = {p.key: p.message for p in envfile.check("prod")}
+    assert expected in problems["API_TOKEN"]
+
+
+def test_dev_accepts_simple_secrets_but_prod_refuses_a_world_readable_file(scratch_root):
+    envfile.setup("dev")
+    dev = scratch_root / ".env.dev"
+    values = envfile.parse(dev)
+    dev.write_text(dev.read_text().replace(values["API_TOKEN"], "dev-token"))
+    assert envfile.check("dev") == []
+
+    envfile.setup("prod")
+    prod = scratch_root / ".env.prod"
+    prod.chmod(0o644)
+    assert any("chmod 600" in p.message for p in envfile.check("prod"))
+
+
+def test_missing_file_names_the_command_that_creates_it(scratch_root):
+    with pytest.raises(OpsError) as info:
+        envfile.check("staging")
+    assert "inv env.setup --env staging" in str(info.value)
