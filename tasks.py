@@ -35,7 +35,7 @@ def setup(c: Context, hooks: bool = True) -> None:
 
 @task(help={"env": ENV_HELP + " Its ports are checked.", "json": JSON_HELP})
 def doctor(c: Context, env: str = "dev", json: bool = False) -> None:
-    """Check this machine: Python, uv, git, Docker engine, free ports, disk."""
+    """Check this machine: Python, uv, git, Docker, local binaries, free ports, disk."""
     from ops import console, doctor
 
     findings = doctor.run(env)

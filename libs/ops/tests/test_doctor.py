@@ -107,3 +107,20 @@ def test_inv_doctor_exits_non_zero_when_a_port_is_taken(busy_port, tmp_path):
     assert taken.returncode == 1
     assert "BACKEND_PORT" in taken.stdout
     assert "1 check(s) failed: port BACKEND_PORT" in taken.stderr
+
+
+def test_local_runtime_binaries_are_found_in_the_wheels():
+    findings = {f.check: f for f in doctor.check_binaries()}
+    for name in ("postgres", "initdb", "pg_dump", "pg_restore", "redis-server", "supervisord"):
+        assert findings[name].status == "ok", findings[name]
+    assert "pgserver wheel" in findings["postgres"].detail
+    assert findings["ollama"].status in {"ok", "warn"}, "ollama is optional"
+
+
+def test_a_missing_server_binary_fails_with_what_installs_it(monkeypatch):
+    monkeypatch.setattr(doctor.binaries, "_pgserver_bin", lambda: None)
+    monkeypatch.setattr(doctor.binaries, "_debian_postgres_bin", lambda name: None)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    findings = {f.check: f for f in doctor.check_binaries()}
+    assert findings["initdb"].status == "fail"
+    assert "pgserver" in findings["initdb"].fix

@@ -14,7 +14,7 @@ from typing import Literal
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from ops import docker, envfile, environments, project
+from ops import binaries, docker, envfile, environments, project
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -91,10 +91,31 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def check_binaries() -> list[Finding]:
+    """What the local runtime runs: found where, or what installs it."""
+    findings = []
+    for binary in binaries.all_for_local_runtime():
+        optional = binary.name == "ollama"
+        if binary.path is not None:
+            findings.append(Finding(binary.name, "ok", f"{binary.origin}: {binary.path}"))
+        else:
+            status: Status = "warn" if optional else "fail"
+            findings.append(Finding(binary.name, status, "not found", binary.fix))
+    return findings
+
+
+def _stack_running(env: str) -> bool:
+    from ops.supervisor import Layout, Supervisor
+
+    return Supervisor(Layout(project.data_dir(env))).pid() is not None
+
+
 def check_ports(env: str) -> list[Finding]:
     env_path = envfile.path_for(env)
     ports = {**environments.default_ports(env), **envfile.read_ports(env_path)}
     source = env_path.name if env_path.exists() else "defaults"
+    if _stack_running(env):
+        return [Finding("ports", "ok", f"in use by the running {env} stack ({source})")]
     findings = []
     for key, port in ports.items():
         if port_is_free(port):
@@ -128,6 +149,7 @@ def run(env: str) -> list[Finding]:
         check_uv,
         check_git,
         check_docker,
+        check_binaries,
         lambda: check_ports(env),
         check_disk,
     )
