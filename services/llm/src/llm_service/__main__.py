@@ -1,19 +1,17 @@
 """`python -m llm_service`: serve the API with uvicorn on LLM_HOST:LLM_PORT.
 
-Exits 2 with one line on stderr when the configuration is invalid. uvicorn handles SIGTERM
-and SIGINT: it stops accepting connections and lets running requests finish.
+Exits 2 with one line on stderr when the configuration is invalid. On SIGTERM or SIGINT,
+uvicorn stops accepting connections, lets running requests finish (up to 30 s), runs the
+shutdown hooks, then re-raises the signal so the exit status says why the process ended.
 """
 
 from __future__ import annotations
 
 import sys
 
-import uvicorn
 from pydantic import ValidationError
 
-from common.logging import configure_logging
 from llm_service.config import LLMSettings, describe_validation_error
-from llm_service.main import SERVICE, create_app
 
 
 def main() -> int:
@@ -22,6 +20,12 @@ def main() -> int:
     except ValidationError as exc:
         sys.stderr.write(f"llm: invalid configuration: {describe_validation_error(exc)}\n")
         return 2
+    # Imported only once the configuration is known good: a bad one fails fast.
+    import uvicorn
+
+    from common.logging import configure_logging
+    from llm_service.main import SERVICE, create_app
+
     configure_logging(SERVICE, settings.log_level, json_logs=settings.log_json)
     server = uvicorn.Server(
         uvicorn.Config(
