@@ -64,9 +64,16 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Every member's tests and the cross-service tests in tests/."""
+    """Every member's tests and the cross-service tests in tests/ (not the e2e ones)."""
     install_locked(session, "test")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-m", "not e2e", *session.posargs)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """`inv up --env dev` on a clean checkout, a meeting through the pipeline, `inv down`."""
+    install_locked(session, "dev")
+    session.run("pytest", "-m", "e2e", *session.posargs)
 
 
 @nox.session
