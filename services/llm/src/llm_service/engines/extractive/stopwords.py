@@ -55,7 +55,7 @@ CONVERSATIONAL_WORDS = word_set(
     november december new old big small little whole best better first second third
     another different same someone anyone please item items action meeting call team
     everyone's today's tomorrow's week's one two three four five six seven eight nine ten
-    hundred thousand half
+    hundred thousand half keep keeps kept
     """
 )
 

@@ -15,11 +15,14 @@ from llm_service.engines.extractive.text import Sentence, content_stems
 
 DAMPING = 0.85
 MAX_ITERATIONS = 100
-TOLERANCE = 1e-6
+# L1 change of the whole rank vector (which sums to 1); the order is settled well before.
+TOLERANCE = 1e-4
 # Sentences with fewer content words ("Okay, sounds good.") rarely summarize anything.
 MIN_CONTENT_WORDS = 4
 # Skip a candidate that repeats an already chosen sentence this much (Jaccard of stems).
 MAX_OVERLAP = 0.5
+COMMON_WORD_MIN = 40
+COMMON_WORD_SHARE = 10
 
 
 def summary_length(sentence_count: int) -> int:
@@ -34,8 +37,13 @@ def _similarity_graph(token_sets: Sequence[set[str]]) -> list[dict[int, float]]:
     for i, tokens in enumerate(token_sets):
         for token in tokens:
             postings[token].append(i)
+    # A word in a large share of a long transcript's sentences links nearly everything to
+    # everything: it adds little to the ranking but makes the pair count quadratic.
+    max_postings = max(COMMON_WORD_MIN, len(token_sets) // COMMON_WORD_SHARE)
     shared: dict[tuple[int, int], int] = defaultdict(int)
     for members in postings.values():
+        if len(members) > max_postings:
+            continue
         for a_pos, a in enumerate(members):
             for b in members[a_pos + 1 :]:
                 shared[a, b] += 1
@@ -52,29 +60,27 @@ def pagerank(graph: Sequence[dict[int, float]]) -> list[float]:
     n = len(graph)
     if n == 0:
         return []
-    out_weight = [sum(edges.values()) for edges in graph]
+    # Each node's outgoing weights, normalized once, as (target, share) pairs.
+    outgoing: list[list[tuple[int, float]]] = []
+    for edges in graph:
+        total = sum(edges.values())
+        outgoing.append([(j, w / total) for j, w in edges.items()] if total else [])
+    dangling_nodes = [i for i, edges in enumerate(outgoing) if not edges]
     scores = [1.0 / n] * n
     for _ in range(MAX_ITERATIONS):
         # Sentences without links share their rank evenly, as in PageRank's dangling nodes.
-        dangling = sum(scores[i] for i in range(n) if out_weight[i] == 0)
+        dangling = sum(scores[i] for i in dangling_nodes)
         base = (1 - DAMPING) / n + DAMPING * dangling / n
         new = [base] * n
-        for i, edges in enumerate(graph):
-            if out_weight[i] == 0:
-                continue
-            share = DAMPING * scores[i] / out_weight[i]
-            for j, weight in edges.items():
-                new[j] += share * weight
+        for i, edges in enumerate(outgoing):
+            rank = DAMPING * scores[i]
+            for j, share in edges:
+                new[j] += rank * share
         delta = sum(abs(a - b) for a, b in zip(new, scores, strict=True))
         scores = new
         if delta < TOLERANCE:
             break
     return scores
-
-
-def rank_sentences(sentences: Sequence[Sentence]) -> list[float]:
-    token_sets = [set(content_stems(s.text)) for s in sentences]
-    return pagerank(_similarity_graph(token_sets))
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:

@@ -40,6 +40,8 @@ def _is_candidate(token: str, excluded: set[str]) -> bool:
     lower = token.lower().replace("\u2019", "'")
     if lower in STOPWORDS or lower in excluded or lower.endswith("'s"):
         return False
+    if stem(lower) in STOPWORDS:  # "asking", "talked": inflected filler is filler too
+        return False
     if token.isupper() and len(token) >= 2:  # acronyms: API, CRM, Q3
         return True
     return len(lower) >= 3 and not lower.endswith("ly")
