@@ -65,16 +65,16 @@ def pagerank(graph: Sequence[dict[int, float]]) -> list[float]:
     for edges in graph:
         total = sum(edges.values())
         outgoing.append([(j, w / total) for j, w in edges.items()] if total else [])
-    dangling_nodes = [i for i, edges in enumerate(outgoing) if not edges]
+    dangling_nodes = [i for i, links in enumerate(outgoing) if not links]
     scores = [1.0 / n] * n
     for _ in range(MAX_ITERATIONS):
         # Sentences without links share their rank evenly, as in PageRank's dangling nodes.
         dangling = sum(scores[i] for i in dangling_nodes)
         base = (1 - DAMPING) / n + DAMPING * dangling / n
         new = [base] * n
-        for i, edges in enumerate(outgoing):
+        for i, links in enumerate(outgoing):
             rank = DAMPING * scores[i]
-            for j, share in edges:
+            for j, share in links:
                 new[j] += rank * share
         delta = sum(abs(a - b) for a, b in zip(new, scores, strict=True))
         scores = new
