@@ -6,7 +6,9 @@ uvicorn starts, so supervisors and `inv up` show the reason instead of a traceba
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
@@ -32,9 +34,16 @@ def load_settings() -> BackendSettings:
         raise SystemExit(2) from None
 
 
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
     settings = load_settings()
     configure_logging("backend", settings.log_level, json_logs=settings.log_json)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal; this handler (the
+    # one it restores) turns that into a clean exit 0 instead of death by signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "backend.main:app",
         host=settings.backend_host,

@@ -7,7 +7,7 @@ worker retries, so they must not take the API out of a load balancer.
 
 from __future__ import annotations
 
-from grpc import aio  # type: ignore[import-untyped]  # grpcio ships no type stubs
+from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from httpx import AsyncClient
 from redis.asyncio import Redis

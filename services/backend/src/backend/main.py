@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI
-from grpc import aio  # type: ignore[import-untyped]  # grpcio ships no type stubs
+from fastapi import Depends, FastAPI
+from grpc import aio
 from redis.asyncio import Redis
 
 from backend import __version__
@@ -75,10 +75,8 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     app.add_middleware(PrometheusMiddleware, service="backend")
     install_error_handlers(app)
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
-    api.include_router(meetings.router)
-    api.include_router(search.router)
-    app.include_router(api)
+    for router in (meetings.router, search.router):
+        app.include_router(router, dependencies=[Depends(require_token)])
     app.include_router(health.router)
     return app
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from backend.api import API_PREFIX
 from backend.api.deps import SessionDep, SettingsDep, TaskQueueDep
 from backend.db.models import TITLE_MAX, Meeting, MeetingStatus, Transcript
 from backend.schemas import (
@@ -28,7 +29,7 @@ from backend.services.task_queue import EnqueueError, enqueue_meeting
 from backend.services.uploads import UploadError, receive_upload
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/meetings", tags=["meetings"])
+router = APIRouter(prefix=f"{API_PREFIX}/meetings", tags=["meetings"])
 
 
 _UPLOAD_BODY: dict[str, Any] = {

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from backend.api import API_PREFIX
 from backend.api.deps import SessionDep
 from backend.schemas import SearchHitOut, SearchPage
 from backend.services.search import search
 
-router = APIRouter(tags=["search"])
+router = APIRouter(prefix=API_PREFIX, tags=["search"])
 
 
 @router.get("/search", summary="Search meetings; best matches first")

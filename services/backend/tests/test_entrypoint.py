@@ -1,0 +1,93 @@
+"""`python -m backend` as supervisord and the Dockerfile run it, and alembic.ini for humans."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.testing import free_port, subprocess_env, wait_for
+
+BACKEND_DIR = Path(__file__).resolve().parents[1]
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = subprocess_env(API_TOKEN="short", REDIS_URL="http://nope", BACKEND_PORT="99999")
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "backend"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("backend: invalid configuration:")
+    for key in ("DATABASE_URL is not set", "API_TOKEN", "REDIS_URL", "BACKEND_PORT"):
+        assert key in line
+
+
+@pytest.mark.slow
+def test_serves_and_stops_on_sigterm(
+    database_url: str, redis_url: str, media_dir: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = subprocess_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        API_TOKEN="entrypoint-token-0123456789",
+        MEDIA_DIR=str(media_dir),
+        BACKEND_HOST="127.0.0.1",
+        BACKEND_PORT=str(port),
+        LOG_JSON="true",
+    )
+    log = tmp_path / "backend.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend"], env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+        try:
+
+            def healthy() -> bool:
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+                except httpx.TransportError:
+                    return process.poll() is not None  # stop waiting if it died
+
+            wait_for(healthy, timeout=30, what="python -m backend to serve /health")
+            assert process.poll() is None, log.read_text()
+            reply = httpx.get(
+                f"http://127.0.0.1:{port}/api/v1/meetings",
+                headers={"Authorization": "Bearer entrypoint-token-0123456789"},
+            )
+            assert reply.status_code == 200
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    output = log.read_text()
+    assert '"service": "backend"' in output  # JSON logs, one format for app and uvicorn
+    assert "Finished server process" in output  # graceful: lifespan shutdown ran
+
+
+def test_alembic_ini_works_for_humans(database_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "current"],
+        cwd=BACKEND_DIR,
+        env=subprocess_env(DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "0001" in result.stdout
