@@ -17,8 +17,6 @@ from llm_service.main import create_app
 
 TRANSCRIPT = "Alice: Let's ship on Friday. Bob: I'll update the changelog by Thursday."
 
-AppFactory = Callable[..., Any]
-
 
 @pytest.fixture
 def service() -> Iterator[Callable[..., Any]]:

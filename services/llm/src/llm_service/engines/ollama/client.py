@@ -8,7 +8,6 @@ EngineError whose message says what to do. A 4xx is the caller's mistake and is 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from typing import Any, TypeVar
@@ -60,7 +59,7 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         if isinstance(node, dict):
             if "$ref" in node:
                 return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
-            return {k: resolve(v) for k, v in node.items() if k not in {"$defs", "title"}}
+            return {k: resolve(v) for k, v in node.items() if k != "$defs"}
         if isinstance(node, list):
             return [resolve(item) for item in node]
         return node
@@ -233,7 +232,3 @@ class OllamaClient:
             if any(err["type"] == "json_invalid" for err in exc.errors()):
                 raise invalid(f"message.content is not JSON: {content[:80]!r}") from exc
             raise invalid(f"message.content does not match the schema: {_describe(exc)}") from exc
-
-
-def dumps_compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

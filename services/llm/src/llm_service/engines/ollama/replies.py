@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+MAX_TOPICS = 8
 _NO_ONE = frozenset({"", "none", "null", "n/a", "na", "unknown", "unassigned", "nobody", "-"})
 
 
@@ -26,12 +27,13 @@ class ModelAnalysis(BaseModel):
 
     summary: str = Field(min_length=1)
     action_items: list[ModelActionItem]
-    topics: list[str] = Field(max_length=12)
+    topics: list[str]
 
     @field_validator("topics")
     @classmethod
     def _drop_blank_topics(cls, value: list[str]) -> list[str]:
-        return [topic for topic in value if topic]
+        # Too many topics is a style problem, not an invalid reply: keep the first few.
+        return [topic for topic in value if topic][:MAX_TOPICS]
 
 
 class ModelSummary(BaseModel):
