@@ -2,16 +2,23 @@
 
 Exits 2 with one line on stderr when the configuration is invalid. On SIGTERM or SIGINT,
 uvicorn stops accepting connections, lets running requests finish (up to 30 s), runs the
-shutdown hooks, then re-raises the signal so the exit status says why the process ended.
+shutdown hooks and re-raises the signal, which the handler installed here turns into exit
+status 0: a requested stop is not a crash to supervisord or Docker.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
 from pydantic import ValidationError
 
 from llm_service.config import LLMSettings, describe_validation_error
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def main() -> int:
@@ -36,6 +43,8 @@ def main() -> int:
             timeout_graceful_shutdown=30,
         )
     )
+    # uvicorn restores this handler after its graceful shutdown, then re-raises SIGTERM.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     server.run()
     # uvicorn returns without raising when it could not bind; say so with the exit code.
     return 0 if server.started else 1
