@@ -1,0 +1,84 @@
+"""Settings of the whisper service, read from WHISPER_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import SettingsConfigDict
+
+from common.settings import ServiceSettings
+
+EngineName = Literal["auto", "faster-whisper", "pocketsphinx"]
+Device = Literal["cpu", "cuda"]
+# CTranslate2's quantization names; "default" means int8 on cpu and float16 on cuda.
+ComputeType = Literal[
+    "default",
+    "auto",
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+]
+# 0 asks the OS for a free port (tests use it; the bound port is logged).
+PortOrZero = Annotated[int, Field(ge=0, le=65535)]
+
+SERVICE_NAME = "whisper"
+
+
+class WhisperSettings(ServiceSettings):
+    """Every key is the upper-case env var name in `validation_alias` (the names users see)."""
+
+    # Field names stay short in code; the env var names carry the WHISPER_ prefix. A class-wide
+    # env_prefix would also rename the base class keys (APP_ENV, LOG_LEVEL, LOG_JSON).
+    model_config = SettingsConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    host: str = Field(default="127.0.0.1", validation_alias="WHISPER_HOST", min_length=1)
+    port: PortOrZero = Field(default=50051, validation_alias="WHISPER_PORT")
+    metrics_port: PortOrZero = Field(default=9101, validation_alias="WHISPER_METRICS_PORT")
+    engine: EngineName = Field(default="auto", validation_alias="WHISPER_ENGINE")
+    model_dir: Path = Field(default=Path(".models/whisper"), validation_alias="WHISPER_MODEL_DIR")
+    device: Device = Field(default="cpu", validation_alias="WHISPER_DEVICE")
+    compute_type: ComputeType = Field(default="default", validation_alias="WHISPER_COMPUTE_TYPE")
+    max_audio_seconds: float = Field(
+        default=4 * 3600, gt=0, validation_alias="WHISPER_MAX_AUDIO_SECONDS"
+    )
+    # One gRPC message: bounds TranscribeFile uploads and each streamed chunk.
+    max_message_mb: float = Field(
+        default=32, gt=0, le=2047, validation_alias="WHISPER_MAX_MESSAGE_MB"
+    )
+    # A whole streamed upload (spooled to a temp file while it arrives).
+    max_stream_mb: float = Field(default=2048, gt=0, validation_alias="WHISPER_MAX_STREAM_MB")
+    # Transcriptions that run at once; each holds one engine slot (a pocketsphinx decoder).
+    workers: int = Field(default=2, ge=1, le=64, validation_alias="WHISPER_WORKERS")
+    grace_seconds: float = Field(default=20, ge=0, validation_alias="WHISPER_GRACE_SECONDS")
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * 1024 * 1024)
+
+    @property
+    def max_stream_bytes(self) -> int:
+        return int(self.max_stream_mb * 1024 * 1024)
+
+    @property
+    def effective_compute_type(self) -> str:
+        if self.compute_type != "default":
+            return self.compute_type
+        return "float16" if self.device == "cuda" else "int8"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad key and what it should be, for a clean exit on bad config."""
+    parts = []
+    for error in exc.errors():
+        key = ".".join(str(p) for p in error["loc"]) or "settings"
+        value = error.get("input")
+        shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+        parts.append(f"{key.upper()}: {error['msg']}{shown}")
+    return "; ".join(parts)

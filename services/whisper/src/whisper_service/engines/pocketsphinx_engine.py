@@ -1,0 +1,179 @@
+"""CMU PocketSphinx with the US English model its wheel carries: the offline default.
+
+A pocketsphinx Decoder holds one utterance's search state, so it cannot be shared between
+threads: the engine keeps a pool of decoders, one per concurrent transcription.
+Long audio is cut into utterances by pocketsphinx's voice-activity Endpointer; each one is
+decoded on its own (bounded memory however long the meeting) and becomes a timed segment.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pocketsphinx
+
+from whisper_service.audio import SAMPLE_RATE, Audio, ShouldStop
+from whisper_service.engines.base import (
+    EngineDescription,
+    Segment,
+    Transcription,
+    normalise_language,
+)
+from whisper_service.errors import CancelledError, EngineLoadError, InvalidRequestError
+
+log = logging.getLogger(__name__)
+
+NAME = "pocketsphinx"
+MODEL = "en-us"
+# Search settings, tuned with benchmarks/whisper_rtf.py (see services/whisper/README.md).
+DECODER_CONFIG: dict[str, object] = {"samprate": SAMPLE_RATE, "loglevel": "FATAL"}
+# Feed the decoder ~1 s at a time so cancellation is noticed within about a second.
+_FEED_BYTES = SAMPLE_RATE * 2
+# Fillers and markers in pocketsphinx word hypotheses that are not words.
+_NON_WORDS = re.compile(r"^(<s>|</s>|<sil>|\[.*\]|\+\+.*\+\+)$")
+_ALT_PRONUNCIATION = re.compile(r"\(\d+\)$")
+# An utterance longer than this is split into several segments at its pauses.
+_MAX_SEGMENT_SECONDS = 12.0
+
+
+@dataclass(frozen=True)
+class _Word:
+    start: float
+    end: float
+    text: str | None  # None marks a pause
+
+
+class PocketsphinxEngine:
+    def __init__(self, workers: int) -> None:
+        self._pool: queue.Queue[pocketsphinx.Decoder] = queue.Queue()
+        try:
+            for _ in range(workers):
+                self._pool.put(pocketsphinx.Decoder(**DECODER_CONFIG))
+        except (RuntimeError, ValueError) as exc:
+            raise EngineLoadError(f"could not load the pocketsphinx English model: {exc}") from exc
+        self._frame_rate = 100  # pocketsphinx's default -frate: frames per second
+        self._description = EngineDescription(
+            engine=NAME, model=MODEL, device="cpu", compute_type="float32", languages=("en",)
+        )
+
+    @property
+    def description(self) -> EngineDescription:
+        return self._description
+
+    def close(self) -> None:
+        while not self._pool.empty():
+            self._pool.get_nowait()
+
+    @contextmanager
+    def _decoder(self, should_stop: ShouldStop) -> Iterator[pocketsphinx.Decoder]:
+        """Borrow a decoder, waiting for a free one for as long as the client still waits."""
+        while True:
+            try:
+                decoder = self._pool.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if should_stop():
+                    raise CancelledError("stopped while waiting for a free decoder") from None
+        try:
+            yield decoder
+        finally:
+            self._pool.put(decoder)
+
+    def transcribe(
+        self, audio: Audio, *, language: str | None, should_stop: ShouldStop
+    ) -> Transcription:
+        code = normalise_language(language)
+        if code not in (None, "en"):
+            raise InvalidRequestError(
+                f"the pocketsphinx engine only transcribes English ('en'), not {language!r}; "
+                "leave language empty, or run WHISPER_ENGINE=faster-whisper with a "
+                "multilingual model"
+            )
+        with self._decoder(should_stop) as decoder:
+            segments = [
+                segment
+                for start, pcm in _utterances(audio.pcm_bytes())
+                for segment in self._decode_utterance(decoder, start, pcm, should_stop)
+            ]
+        text = " ".join(s.text for s in segments)
+        return Transcription(text=text, segments=segments, language="en")
+
+    def _decode_utterance(
+        self, decoder: pocketsphinx.Decoder, start: float, pcm: bytes, should_stop: ShouldStop
+    ) -> list[Segment]:
+        decoder.start_utt()
+        try:
+            for offset in range(0, len(pcm), _FEED_BYTES):
+                if should_stop():
+                    raise CancelledError("transcription stopped: the client went away")
+                decoder.process_raw(pcm[offset : offset + _FEED_BYTES], False, False)
+        finally:
+            decoder.end_utt()
+        words = [
+            _Word(
+                start + seg.start_frame / self._frame_rate,
+                start + (seg.end_frame + 1) / self._frame_rate,
+                None if _NON_WORDS.match(seg.word) else _ALT_PRONUNCIATION.sub("", seg.word),
+            )
+            for seg in decoder.seg()
+        ]
+        return _group(words)
+
+
+def _utterances(pcm: bytes) -> Iterator[tuple[float, bytes]]:
+    """Yield (start seconds, speech pcm) for each stretch of speech the VAD finds."""
+    endpointer = pocketsphinx.Endpointer(sample_rate=SAMPLE_RATE)
+    size = endpointer.frame_bytes
+    speech: list[bytes] = []
+    start = 0.0
+    for offset in range(0, len(pcm), size):
+        frame = pcm[offset : offset + size]
+        was_in_speech = endpointer.in_speech
+        # The last frame (whole or partial) goes to end_stream, which flushes open speech.
+        last = offset + size >= len(pcm)
+        out = endpointer.end_stream(frame) if last else endpointer.process(frame)
+        if out is None:
+            continue
+        if not was_in_speech:
+            start = endpointer.speech_start
+        speech.append(out)
+        if last or not endpointer.in_speech:
+            yield start, b"".join(speech)
+            speech.clear()
+
+
+def _group(words: list[_Word]) -> list[Segment]:
+    """One segment per utterance, split at pauses when it runs longer than a subtitle line."""
+    segments: list[Segment] = []
+    current: list[_Word] = []
+
+    def flush() -> None:
+        if current:
+            text = " ".join(w.text for w in current if w.text)
+            segments.append(Segment(round(current[0].start, 2), round(current[-1].end, 2), text))
+            current.clear()
+
+    for word in words:
+        if word.text is None:
+            if current and word.start - current[0].start > _MAX_SEGMENT_SECONDS:
+                flush()
+            continue
+        current.append(word)
+    flush()
+    return segments
+
+
+def load(workers: int) -> PocketsphinxEngine:
+    started = time.perf_counter()
+    engine = PocketsphinxEngine(workers)
+    log.info(
+        "pocketsphinx loaded",
+        extra={"decoders": workers, "seconds": round(time.perf_counter() - started, 2)},
+    )
+    return engine

@@ -1,0 +1,1 @@
+"""whisper.v1: the first version of the transcription API."""

@@ -1,0 +1,127 @@
+"""The gRPC server: Transcriber, the standard health service, reflection and metrics.
+
+Life cycle: `start()` listens at once with health NOT_SERVING, `load_engine()` loads the
+speech engine and flips health to SERVING, `stop(grace)` flips it back to NOT_SERVING, refuses
+new RPCs and lets the running ones finish within the grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from whisper_service import engines
+from whisper_service.config import WhisperSettings
+from whisper_service.engines import Engine
+from whisper_service.metrics import Metrics
+from whisper_service.proto.whisper.v1 import transcriber_pb2, transcriber_pb2_grpc
+from whisper_service.servicer import TranscriberServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME: str = transcriber_pb2.DESCRIPTOR.services_by_name["Transcriber"].full_name
+# Health, reflection and engine-info calls must still be answered while every engine slot
+# is busy, and streamed uploads hold a thread while they arrive: give the pool headroom.
+_EXTRA_THREADS = 8
+
+EngineLoader = Callable[[WhisperSettings], Engine]
+
+
+def listen_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class WhisperServer:
+    def __init__(self, settings: WhisperSettings, loader: EngineLoader = engines.load) -> None:
+        self.settings = settings
+        self._loader = loader
+        self.metrics = Metrics()
+        self.health = health.HealthServicer()
+        # The servicer starts out SERVING for ""; nothing is served until the engine is loaded.
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.servicer = TranscriberServicer(settings, self.metrics)
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.workers * 2 + _EXTRA_THREADS, thread_name_prefix="grpc"
+        )
+        self.grpc = grpc.server(
+            self._executor,
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                # Keep connections from idle clients (the worker) alive through proxies.
+                ("grpc.keepalive_time_ms", 60_000),
+                ("grpc.http2.max_pings_without_data", 0),
+            ],
+        )
+        transcriber_pb2_grpc.add_TranscriberServicer_to_server(self.servicer, self.grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
+        )
+        self.port = 0
+        self.metrics_port = 0
+
+    def start(self) -> None:
+        """Listen on WHISPER_HOST:WHISPER_PORT and the metrics port; raises OSError if taken."""
+        address = listen_address(self.settings.host, self.settings.port)
+        try:
+            self.port = self.grpc.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {address}: {exc}") from exc
+        try:
+            self.metrics_port = self.metrics.serve(self.settings.host, self.settings.metrics_port)
+        except OSError as exc:
+            address = listen_address(self.settings.host, self.settings.metrics_port)
+            raise OSError(f"cannot serve metrics on {address}: {exc.strerror or exc}") from exc
+        self.grpc.start()
+        log.info(
+            "listening on %s (metrics on port %d), engine loading",
+            listen_address(self.settings.host, self.port),
+            self.metrics_port,
+            extra={
+                "address": listen_address(self.settings.host, self.port),
+                "grpc_port": self.port,
+                "metrics_port": self.metrics_port,
+                "workers": self.settings.workers,
+            },
+        )
+
+    def load_engine(self) -> Engine:
+        """Load the engine (slow), then report SERVING. Raises EngineError on failure."""
+        engine = self._loader(self.settings)
+        d = engine.description
+        self.servicer.engine = engine
+        self.metrics.engine_ready.labels(d.engine, d.model, d.device, d.compute_type).set(1)
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "serving with %s",
+            d.summary(),
+            extra={
+                "engine": d.engine,
+                "model": d.model,
+                "device": d.device,
+                "compute_type": d.compute_type,
+            },
+        )
+        return engine
+
+    def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, refuse new RPCs, wait up to `grace` seconds for running ones."""
+        grace = self.settings.grace_seconds if grace is None else grace
+        log.info("shutting down", extra={"grace_seconds": grace})
+        self.health.enter_graceful_shutdown()
+        self.metrics.engine_ready.clear()
+        self.grpc.stop(grace).wait()
+        self.metrics.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.servicer.engine is not None:
+            self.servicer.engine.close()
+        log.info("stopped")
+
+    def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, status)
