@@ -1,1 +1,1 @@
-"""services/worker:worker"""
+"""Celery worker running the meeting pipeline: transcribe -> analyze -> index."""

@@ -1,0 +1,77 @@
+"""Per-process clients: database, Redis, llm HTTP and whisper gRPC.
+
+Built lazily in the process that uses them: Celery's prefork pool forks children from the
+main process, and neither database connections nor gRPC channels survive a fork.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from celery import signals
+from redis import Redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.db.session import sync_engine, sync_sessions
+from worker.config import WorkerSettings, get_settings
+from worker.transcriber import Transcriber, WhisperTranscriber
+
+
+@dataclass
+class Resources:
+    settings: WorkerSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: Redis
+    http: httpx.Client
+    _transcriber: Transcriber | None = field(default=None, repr=False)
+
+    @property
+    def transcriber(self) -> Transcriber:
+        if self._transcriber is None:
+            self._transcriber = WhisperTranscriber(
+                self.settings.whisper_url,
+                timeout=self.settings.whisper_timeout,
+                attempts=self.settings.whisper_retry_attempts,
+            )
+        return self._transcriber
+
+    def close(self) -> None:
+        if self._transcriber is not None:
+            self._transcriber.close()
+        self.http.close()
+        self.redis.close()
+        self.engine.dispose()
+
+
+_current: Resources | None = None
+_owner_pid: int | None = None
+
+
+def get() -> Resources:
+    global _current, _owner_pid
+    if _current is None or _owner_pid != os.getpid():
+        settings = get_settings()
+        # One connection per pool process is enough: a process runs one task at a time.
+        engine = sync_engine(settings.database_url, pool_size=1, max_overflow=2)
+        _current = Resources(
+            settings=settings,
+            engine=engine,
+            sessions=sync_sessions(engine),
+            redis=Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
+            http=httpx.Client(),
+        )
+        _owner_pid = os.getpid()
+    return _current
+
+
+@signals.worker_process_shutdown.connect
+def _close(**_: Any) -> None:
+    global _current
+    if _current is not None and _owner_pid == os.getpid():
+        _current.close()
+        _current = None

@@ -1,0 +1,55 @@
+"""Database reads and writes shared by the steps: status moves only forward."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, update
+from sqlalchemy.orm import Session
+
+from backend.db.models import Meeting, MeetingStatus
+from worker.errors import MeetingFinishedError, MeetingGoneError
+
+ERROR_MAX = 2000
+_FINAL = (MeetingStatus.DONE.value, MeetingStatus.FAILED.value)
+
+
+def active_meeting(session: Session, meeting_id: uuid.UUID) -> Meeting:
+    """The meeting if it still needs work, else MeetingGoneError / MeetingFinishedError."""
+    meeting = session.get(Meeting, meeting_id)
+    if meeting is None:
+        raise MeetingGoneError(f"meeting {meeting_id} no longer exists")
+    if meeting.status in _FINAL:
+        raise MeetingFinishedError(f"meeting {meeting_id} is already {meeting.status}")
+    return meeting
+
+
+def advance(session: Session, meeting_id: uuid.UUID, status: MeetingStatus) -> None:
+    """Move to `status` unless the meeting already got there, further, or finished."""
+    order = [s.value for s in MeetingStatus]
+    earlier = order[: order.index(status.value)]
+    session.execute(
+        update(Meeting)
+        .where(Meeting.id == meeting_id, Meeting.status.in_(earlier))
+        .values(status=status.value)
+    )
+
+
+def mark_done(session: Session, meeting_id: uuid.UUID) -> None:
+    session.execute(
+        update(Meeting)
+        .where(Meeting.id == meeting_id, Meeting.status.not_in(_FINAL))
+        .values(status=MeetingStatus.DONE.value, error=None, completed_at=func.now())
+    )
+
+
+def mark_failed(session: Session, meeting_id: uuid.UUID, reason: str) -> bool:
+    """Record the failure and why; a meeting that is already done stays done."""
+    result = session.execute(
+        update(Meeting)
+        .where(Meeting.id == meeting_id, Meeting.status != MeetingStatus.DONE.value)
+        .values(
+            status=MeetingStatus.FAILED.value, error=reason[:ERROR_MAX], completed_at=func.now()
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,172 @@
+"""The Celery tasks: `meetings.process` starts transcribe -> analyze -> index.
+
+Each step is its own task on its own queue, so transcription workers and analysis workers
+scale separately. Every task runs through `_run_step`, which applies the same policy:
+
+- delivery counting: a message delivered more than WORKER_MAX_DELIVERIES times (its workers
+  keep dying) fails the meeting instead of looping;
+- transient errors (whisper/llm/database unreachable) retry with exponential backoff and
+  jitter, at most WORKER_MAX_RETRIES times, then fail the meeting saying why;
+- permanent errors and time limits fail the meeting at once, with the reason;
+- a deleted or already finished meeting ends the chain quietly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task, chain
+from celery.exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from backend.pipeline import ANALYZE, INDEX, PROCESS_MEETING, TRANSCRIBE
+from worker import resources, store
+from worker.celery_app import app
+from worker.deliveries import count_delivery
+from worker.errors import MeetingFinishedError, MeetingGoneError, PermanentError, TransientError
+from worker.steps import analyze as analyze_step
+from worker.steps import index as index_step
+from worker.steps import transcribe as transcribe_step
+
+logger = logging.getLogger(__name__)
+
+Step = Callable[[resources.Resources, uuid.UUID], object]
+
+
+def backoff_seconds(retries: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter, so retries of many meetings do not arrive together."""
+    ceiling = min(cap, base * 2**retries)
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+def _fail(meeting_id: uuid.UUID, reason: str) -> None:
+    res = resources.get()
+    with res.sessions() as session, session.begin():
+        recorded = store.mark_failed(session, meeting_id, reason)
+    if recorded:
+        logger.warning("meeting %s failed: %s", meeting_id, reason)
+
+
+def _parse_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        logger.error("dropping a task for the malformed meeting id %r", raw)
+        raise Ignore() from None
+
+
+class PipelineTask(Task):
+    """Base of every pipeline task: records failures the step itself could not handle."""
+
+    step_name = "pipeline"
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: Any, einfo: Any
+    ) -> None:
+        # Reached for unexpected exceptions and for the hard time limit (the pool process was
+        # killed, so this runs in the worker's main process).
+        raw_id = args[0] if args else kwargs.get("meeting_id")
+        if isinstance(exc, TimeLimitExceeded):
+            reason = (
+                f"{self.step_name}: killed after the hard time limit "
+                f"({resources.get().settings.worker_time_limit:g}s, WORKER_TIME_LIMIT)"
+            )
+        else:
+            reason = f"{self.step_name}: unexpected error {type(exc).__name__}: {exc}"
+        try:
+            _fail(uuid.UUID(str(raw_id)), reason)
+        except Exception:
+            logger.exception("could not record the failure of meeting %s", raw_id)
+
+
+def _run_step(task: PipelineTask, raw_id: str, step: Step) -> None:
+    meeting_id = _parse_id(raw_id)
+    res = resources.get()
+    settings = res.settings
+    retries = int(task.request.retries or 0)
+
+    deliveries = count_delivery(res.redis, str(task.request.id), retries)
+    if deliveries > settings.worker_max_deliveries:
+        _fail(
+            meeting_id,
+            f"{task.step_name}: the worker died {deliveries - 1} times while running this step "
+            "(killed, out of memory or crashed); giving up. See the worker logs.",
+        )
+        raise Ignore()
+    if deliveries > 1:
+        logger.warning(
+            "meeting %s: %s delivered again (%d of at most %d)",
+            meeting_id,
+            task.step_name,
+            deliveries,
+            settings.worker_max_deliveries,
+        )
+
+    try:
+        step(res, meeting_id)
+    except (MeetingGoneError, MeetingFinishedError) as exc:
+        logger.info("meeting %s: %s skipped: %s", meeting_id, task.step_name, exc)
+        raise Ignore() from None
+    except PermanentError as exc:
+        _fail(meeting_id, f"{task.step_name}: {exc}")
+        raise Ignore() from None
+    except SoftTimeLimitExceeded:
+        _fail(
+            meeting_id,
+            f"{task.step_name}: took longer than {settings.worker_soft_time_limit:g}s "
+            "(WORKER_SOFT_TIME_LIMIT); raise it for long recordings",
+        )
+        raise Ignore() from None
+    except (TransientError, OperationalError, InterfaceError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if retries >= settings.worker_max_retries:
+            _fail(
+                meeting_id,
+                f"{task.step_name}: gave up after {retries + 1} attempts: {reason}",
+            )
+            raise Ignore() from None
+        countdown = backoff_seconds(
+            retries, settings.worker_retry_backoff, settings.worker_retry_backoff_max
+        )
+        logger.warning(
+            "meeting %s: %s failed (%s); retry %d/%d in %.1fs",
+            meeting_id,
+            task.step_name,
+            reason,
+            retries + 1,
+            settings.worker_max_retries,
+            countdown,
+        )
+        raise task.retry(countdown=countdown, max_retries=settings.worker_max_retries) from None
+
+
+def _start(res: resources.Resources, meeting_id: uuid.UUID) -> None:
+    with res.sessions() as session:
+        store.active_meeting(session, meeting_id)
+    ident = str(meeting_id)
+    chain(transcribe.si(ident), analyze.si(ident), index.si(ident)).apply_async()
+
+
+@app.task(bind=True, base=PipelineTask, name=PROCESS_MEETING, step_name="start")
+def process_meeting(self: PipelineTask, meeting_id: str) -> None:
+    """Start the pipeline for one meeting (what the backend enqueues after an upload)."""
+    _run_step(self, meeting_id, _start)
+
+
+@app.task(bind=True, base=PipelineTask, name=TRANSCRIBE, step_name="transcription")
+def transcribe(self: PipelineTask, meeting_id: str) -> None:
+    _run_step(self, meeting_id, transcribe_step.run)
+
+
+@app.task(bind=True, base=PipelineTask, name=ANALYZE, step_name="analysis")
+def analyze(self: PipelineTask, meeting_id: str) -> None:
+    _run_step(self, meeting_id, analyze_step.run)
+
+
+@app.task(bind=True, base=PipelineTask, name=INDEX, step_name="indexing")
+def index(self: PipelineTask, meeting_id: str) -> None:
+    _run_step(self, meeting_id, index_step.run)
