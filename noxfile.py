@@ -14,7 +14,7 @@ import nox
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "infra"]
 
 
 def install_locked(session: nox.Session, *groups: str, workspace: bool = True) -> None:
@@ -74,6 +74,17 @@ def e2e(session: nox.Session) -> None:
     """`inv up --env dev` on a clean checkout, a meeting through the pipeline, `inv down`."""
     install_locked(session, "dev")
     session.run("pytest", "-m", "e2e", *session.posargs)
+
+
+@nox.session
+def infra(session: nox.Session) -> None:
+    """Containers, offline: compose files against the compose-spec schema, Dockerfiles through
+    hadolint, each environment's merged config against the policy, then tests/infra."""
+    # The workspace too: the checks generate env files from ops.envschema, and tests/infra
+    # runs the migrate command and healthchecks against real Postgres, Redis and Celery.
+    install_locked(session, "validate", "test")
+    session.run("python", "scripts/infra_check.py")
+    session.run("pytest", "tests/infra", *session.posargs)
 
 
 @nox.session
