@@ -6,6 +6,7 @@ in the environment's data directory, so environments never share a socket.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -211,16 +212,36 @@ class Supervisor:
             if "ALREADY_STARTED" not in fault.faultString:
                 raise OpsError(f"supervisord could not start {name}: {fault.faultString}") from None
 
-    def shutdown(self, timeout: float = 60) -> None:
-        """Stop every program (gracefully, in reverse order), then supervisord itself."""
+    def stop_in_order(self, priorities: Mapping[str, int], timeout: float) -> None:
+        """Stop programs tier by tier, highest priority value first: the apps finish their
+        work while the databases they write to are still up."""
+        deadline = time.monotonic() + timeout
+        for tier in sorted(set(priorities.values()), reverse=True):
+            names = [n for n, p in priorities.items() if p == tier]
+            for name in names:
+                try:
+                    self.rpc.stopProcess(name, False)
+                except xmlrpc.client.Fault as fault:
+                    if "NOT_RUNNING" not in fault.faultString:
+                        raise
+            while time.monotonic() < deadline:
+                states = {i["name"]: i["statename"] for i in self.info()}
+                if all(
+                    states.get(n) not in {"RUNNING", "STARTING", "STOPPING", "BACKOFF"}
+                    for n in names
+                ):
+                    break
+                time.sleep(0.1)
+
+    def shutdown(self, priorities: Mapping[str, int] | None = None, timeout: float = 90) -> None:
+        """Stop every program (in reverse dependency order), then supervisord itself."""
         pid = self.pid()
         if pid is None:
             return
-        try:
-            self.rpc.stopAllProcesses(True)
-            self.rpc.shutdown()
-        except (OSError, xmlrpc.client.Error):
-            pass  # it may close the socket while answering
+        if priorities:
+            self.stop_in_order(priorities, timeout)
+        with contextlib.suppress(OSError, xmlrpc.client.Error):
+            self.rpc.shutdown()  # it may close the socket while answering
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

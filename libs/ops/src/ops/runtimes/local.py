@@ -304,7 +304,8 @@ class LocalRuntime:
                     f"`inv ps --env {env}` shows what runs; `inv up --env {env}` starts it",
                 )
         else:
-            sup.shutdown()
+            priorities = {p.name: p.priority for p in programs(env, envfile.load(env))}
+            sup.shutdown(priorities)
             print(f"stopped the {env} stack")  # noqa: T201
         runtimes.remember(env, None)
         if volumes and data.exists():
