@@ -32,7 +32,12 @@ def run_inv() -> Callable[..., subprocess.CompletedProcess[str]]:
         }
         return subprocess.run(
             [sys.executable, "-m", "invoke", *args],
-            cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=timeout, check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            check=False,
         )
 
     return run

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.slow
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
     }
     return subprocess.run(
         ["git", *args], cwd=repo, capture_output=True, text=True, env=env, check=check, timeout=600

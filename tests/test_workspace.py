@@ -52,17 +52,24 @@ def test_member_is_a_real_src_layout_package_with_tests(repo_root, member, modul
 
 def test_workspace_dependencies_use_workspace_sources(repo_root):
     names = {_toml(repo_root / m / "pyproject.toml")["project"]["name"] for m in MEMBERS}
-    for pyproject in [repo_root / "pyproject.toml", *(repo_root / m / "pyproject.toml" for m in MEMBERS)]:
+    for pyproject in [
+        repo_root / "pyproject.toml",
+        *(repo_root / m / "pyproject.toml" for m in MEMBERS),
+    ]:
         meta = _toml(pyproject)
         deps = {re.split(r"[\[<>=~! ]", d, maxsplit=1)[0] for d in meta["project"]["dependencies"]}
         sources = meta.get("tool", {}).get("uv", {}).get("sources", {})
         for dep in deps & names:
-            assert sources.get(dep) == {"workspace": True}, f"{pyproject}: {dep} needs a workspace source"
+            assert sources.get(dep) == {"workspace": True}, (
+                f"{pyproject}: {dep} needs a workspace source"
+            )
 
 
 def test_precommit_hooks_are_local_and_pinned_like_the_lock(repo_root):
     config = yaml.safe_load((repo_root / ".pre-commit-config.yaml").read_text())
-    locked = {p["name"]: p["version"] for p in _toml(repo_root / "uv.lock")["package"] if "version" in p}
+    locked = {
+        p["name"]: p["version"] for p in _toml(repo_root / "uv.lock")["package"] if "version" in p
+    }
     assert all(repo["repo"] == "local" for repo in config["repos"]), "no hook may need GitHub"
     pins = [
         dep
@@ -83,6 +90,9 @@ def test_gitignore_keeps_secrets_and_state_out(repo_root):
     probe = [".env.dev", ".env.prod", ".data/dev/x", "backups/dev/a.tar", ".models/w/model.bin"]
     ignored = subprocess.run(
         ["git", "check-ignore", "--no-index", *probe, ".env.example"],
-        cwd=repo_root, capture_output=True, text=True, check=False,
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.split()
     assert set(ignored) == set(probe)

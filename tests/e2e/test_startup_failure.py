@@ -1,0 +1,74 @@
+"""A service that crashes at start: `inv up` names it, shows its log, and stops nothing else's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_crashing_service_is_named_with_the_tail_of_its_log(repo_root: Path, tmp_path: Path):
+    for name in ("tasks.py", "pyproject.toml"):
+        shutil.copy(repo_root / name, tmp_path / name)
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+
+    def inv(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+            env={**os.environ, "PATH": path},
+        )
+
+    assert inv("env.setup", "--env", "staging").returncode == 0
+    env_file = tmp_path / ".env.staging"
+    overrides = {
+        key: str(_free_port())
+        for key in (
+            "BACKEND_PORT",
+            "LLM_PORT",
+            "WHISPER_PORT",
+            "WHISPER_METRICS_PORT",
+            "POSTGRES_PORT",
+            "REDIS_PORT",
+        )
+    }
+    # faster-whisper asked for explicitly, with no model: whisper exits at start.
+    overrides |= {"WHISPER_ENGINE": "faster-whisper", "WHISPER_MODEL_DIR": str(tmp_path / "none")}
+    lines = [
+        f"{line.split('=', 1)[0]}={overrides[line.split('=', 1)[0]]}"
+        if line.split("=", 1)[0] in overrides
+        else line
+        for line in env_file.read_text().splitlines()
+    ]
+    env_file.write_text("\n".join(lines) + "\n")
+
+    try:
+        result = inv("up", "--env", "staging", "--runtime", "local", "--timeout", "120")
+        assert result.returncode == 1, result.stdout
+        assert "whisper failed to start" in result.stderr
+        assert "last lines of whisper's log" in result.stderr
+        assert "inv models.pull" in result.stderr, "the log tail carries whisper's own advice"
+        assert "inv logs --env staging --service whisper" in result.stderr
+        ps = inv("ps", "--env", "staging", "--json")
+        assert '"service": "postgres"' in ps.stdout, "what did start is still inspectable"
+    finally:
+        down = inv("down", "--env", "staging")
+    assert down.returncode == 0, down.stderr
+    assert "stopped the staging stack" in down.stdout
