@@ -15,6 +15,7 @@ are expanded here, so exec-form HEALTHCHECKs (no shell) still follow the contain
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import sys
 import urllib.error
@@ -37,6 +38,8 @@ def check_http(url: str, timeout: float = DEFAULT_TIMEOUT) -> str | None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return f"{url} unreachable: {reason}"
+    except (ValueError, http.client.HTTPException) as exc:  # bad port, garbled reply
+        return f"{url}: {exc}"
     if not 200 <= status < 300:
         return f"{url} answered {status}"
     return None
@@ -77,10 +80,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.kind == "http":
-        problem = check_http(os.path.expandvars(args.url), args.timeout)
+    where = os.path.expandvars(args.url if args.kind == "http" else args.target)
+    if "$" in where:
+        problem: str | None = f"{where} names an environment variable that is not set"
+    elif args.kind == "http":
+        problem = check_http(where, args.timeout)
     else:
-        problem = check_grpc(os.path.expandvars(args.target), args.service, args.timeout)
+        problem = check_grpc(where, args.service, args.timeout)
     if problem:
         print(f"unhealthy: {problem}", file=sys.stderr)
         return 1

@@ -100,6 +100,30 @@ def test_the_url_follows_the_containers_port_variable(http_port):
     assert result.returncode == 0, result.stderr
 
 
+def test_an_unset_port_variable_is_a_one_line_failure():
+    env = {k: v for k, v in os.environ.items() if k != "BACKEND_PORT"}
+    result = subprocess.run(
+        [sys.executable, str(PROBE), "http", "http://127.0.0.1:${BACKEND_PORT}/health"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "unhealthy: http://127.0.0.1:${BACKEND_PORT}/health names an environment variable "
+        "that is not set\n"
+    )
+
+
+def test_a_non_numeric_port_is_a_one_line_failure():
+    result = probe("http", "http://127.0.0.1:eighty/health")
+    assert result.returncode == 1
+    assert result.stderr.startswith("unhealthy: http://127.0.0.1:eighty/health: ")
+    assert "Traceback" not in result.stderr
+
+
 def test_grpc_serving_is_healthy_and_not_serving_is_not(grpc_health):
     port, servicer = grpc_health
     servicer.set("", health_pb2.HealthCheckResponse.SERVING)
