@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,6 +42,21 @@ def spoken_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     script.write_text(SPEECH)
     target = folder / "speech.wav"
     subprocess.run(["text2wave", str(script), "-o", str(target)], check=True, timeout=120)
+    return target
+
+
+@pytest.fixture(scope="session")
+def long_spoken_wav(spoken_wav: Path) -> Path:
+    """SPEECH six times over (about 40 s): transcription takes seconds, long enough to kill a
+    worker in the middle of it or to run past a short time limit."""
+    target = spoken_wav.with_name("long-speech.wav")
+    with wave.open(str(spoken_wav), "rb") as source:
+        params = source.getparams()
+        frames = source.readframes(source.getnframes())
+    silence = b"\x00" * (params.sampwidth * params.nchannels * params.framerate // 2)
+    with wave.open(str(target), "wb") as out:
+        out.setparams(params)
+        out.writeframes((frames + silence) * 6)
     return target
 
 

@@ -118,9 +118,12 @@ def test_worker_killed_mid_task_loses_no_meeting(
     count_rows: Callable[[str], int],
 ) -> None:
     # Short visibility timeout: the killed worker's unacked message comes back in seconds.
-    timing = {"WORKER_VISIBILITY_TIMEOUT": "4", "WORKER_TIME_LIMIT": "3.5"}
-    timing["WORKER_SOFT_TIME_LIMIT"] = "3"
-    timing["WORKER_RETRY_BACKOFF_MAX"] = "1"
+    timing = {
+        "WORKER_VISIBILITY_TIMEOUT": "10",
+        "WORKER_TIME_LIMIT": "9",
+        "WORKER_SOFT_TIME_LIMIT": "8",
+        "WORKER_RETRY_BACKOFF_MAX": "1",
+    }
     first = start_worker(**timing)
     meeting_id = upload(client, spoken_wav)
     wait_for_status(
@@ -139,3 +142,97 @@ def test_worker_killed_mid_task_loses_no_meeting(
     assert count_rows("summaries") == 1
     assert count_rows("action_items") == len(body["action_items"]) >= 2
     assert "delivered again (2 of at most 3)" in second.log()
+
+
+def test_queues_let_transcription_and_analysis_scale_separately(
+    client: httpx.Client,
+    start_worker: StartWorker,
+    spoken_wav: Path,
+    redis_url: str,
+) -> None:
+    import redis
+
+    dispatcher = start_worker("--queues", "pipeline")
+    meeting_id = upload(client, spoken_wav)
+    with redis.Redis.from_url(redis_url) as broker:
+        dispatcher.wait_until(
+            lambda: broker.llen("transcribe") == 1, timeout=30, what="a task on `transcribe`"
+        )
+    time.sleep(0.5)
+    assert meeting(client, meeting_id)["status"] == "queued"  # nobody consumes `transcribe`
+
+    transcriber = start_worker("--queues", "transcribe")
+    body = wait_for_status(
+        client, meeting_id, {"analyzing"}, timeout=60, workers=[dispatcher, transcriber]
+    )
+    assert body["transcript"] is not None
+    time.sleep(0.5)
+    assert meeting(client, meeting_id)["status"] == "analyzing"  # nobody consumes `analyze`
+
+    analyst = start_worker("--queues", "analyze")
+    body = wait_for_status(
+        client, meeting_id, {"done"}, timeout=60, workers=[dispatcher, transcriber, analyst]
+    )
+    assert body["action_items"]
+    assert "Task meetings.transcribe[" in transcriber.log()
+    assert "Task meetings.analyze[" not in transcriber.log()
+    assert "Task meetings.analyze[" in analyst.log()
+    assert "Task meetings.transcribe[" not in analyst.log()
+
+
+def test_killed_pool_process_is_requeued_at_once(
+    client: httpx.Client,
+    start_worker: StartWorker,
+    long_spoken_wav: Path,
+    count_rows: Callable[[str], int],
+) -> None:
+    """Only the pool child dies (as with the OOM killer): the main process requeues the
+    message immediately (task_reject_on_worker_lost), without waiting for visibility."""
+    import psutil
+
+    worker = start_worker("--concurrency", "1")  # default visibility timeout: 75 s
+    meeting_id = upload(client, long_spoken_wav)
+    wait_for_status(
+        client, meeting_id, {"transcribing"}, timeout=30, workers=[worker], interval=0.02
+    )
+    children = psutil.Process(worker.pid).children()
+    assert len(children) == 1
+    children[0].kill()
+
+    started = time.monotonic()
+    body = wait_for_status(client, meeting_id, {"done", "failed"}, timeout=60, workers=[worker])
+    assert body["status"] == "done", body["error"]
+    assert time.monotonic() - started < 60
+    assert count_rows("transcripts") == 1
+    assert "delivered again (2 of at most 3)" in worker.log()
+
+
+def test_a_message_that_keeps_killing_workers_fails_the_meeting(
+    client: httpx.Client,
+    start_worker: StartWorker,
+    long_spoken_wav: Path,
+) -> None:
+    import psutil
+
+    worker = start_worker("--concurrency", "1", WORKER_MAX_DELIVERIES="1")
+    meeting_id = upload(client, long_spoken_wav)
+    wait_for_status(
+        client, meeting_id, {"transcribing"}, timeout=30, workers=[worker], interval=0.02
+    )
+    psutil.Process(worker.pid).children()[0].kill()
+
+    body = wait_for_status(client, meeting_id, {"done", "failed"}, timeout=60, workers=[worker])
+    assert body["status"] == "failed"
+    assert body["error"].startswith("transcription: the worker died 1 times"), body["error"]
+
+
+def test_soft_time_limit_fails_the_meeting_with_the_reason(
+    client: httpx.Client, start_worker: StartWorker, long_spoken_wav: Path
+) -> None:
+    # Transcribing 40 s of speech takes seconds here; dispatching takes milliseconds.
+    worker = start_worker("--concurrency", "1", WORKER_SOFT_TIME_LIMIT="1", WORKER_TIME_LIMIT="20")
+    meeting_id = upload(client, long_spoken_wav)
+    body = wait_for_status(client, meeting_id, {"done", "failed"}, timeout=60, workers=[worker])
+    assert body["status"] == "failed"
+    assert body["error"].startswith("transcription: took longer than 1s (WORKER_SOFT_TIME_LIMIT)")
+    assert worker.alive()

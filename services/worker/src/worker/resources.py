@@ -48,25 +48,36 @@ class Resources:
         self.engine.dispose()
 
 
+def build(settings: WorkerSettings) -> Resources:
+    # One connection per pool process is enough: a process runs one task at a time.
+    engine = sync_engine(settings.database_url, pool_size=1, max_overflow=2)
+    return Resources(
+        settings=settings,
+        engine=engine,
+        sessions=sync_sessions(engine),
+        redis=Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
+        http=httpx.Client(),
+    )
+
+
 _current: Resources | None = None
 _owner_pid: int | None = None
 
 
 def get() -> Resources:
+    """This process's resources, built on first use (after any fork)."""
     global _current, _owner_pid
     if _current is None or _owner_pid != os.getpid():
-        settings = get_settings()
-        # One connection per pool process is enough: a process runs one task at a time.
-        engine = sync_engine(settings.database_url, pool_size=1, max_overflow=2)
-        _current = Resources(
-            settings=settings,
-            engine=engine,
-            sessions=sync_sessions(engine),
-            redis=Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
-            http=httpx.Client(),
-        )
+        _current = build(get_settings())
         _owner_pid = os.getpid()
     return _current
+
+
+@signals.worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    # Build the clients when the pool process starts, not inside the first task, whose
+    # time limit would otherwise pay for loading CA certificates and connection pools.
+    get()
 
 
 @signals.worker_process_shutdown.connect

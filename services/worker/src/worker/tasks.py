@@ -85,6 +85,19 @@ class PipelineTask(Task):
 
 def _run_step(task: PipelineTask, raw_id: str, step: Step) -> None:
     meeting_id = _parse_id(raw_id)
+    try:
+        _run_step_policy(task, meeting_id, step)
+    except SoftTimeLimitExceeded:
+        _fail(
+            meeting_id,
+            f"{task.step_name}: took longer than "
+            f"{resources.get().settings.worker_soft_time_limit:g}s "
+            "(WORKER_SOFT_TIME_LIMIT); raise it for long recordings",
+        )
+        raise Ignore() from None
+
+
+def _run_step_policy(task: PipelineTask, meeting_id: uuid.UUID, step: Step) -> None:
     res = resources.get()
     settings = res.settings
     retries = int(task.request.retries or 0)
@@ -113,13 +126,6 @@ def _run_step(task: PipelineTask, raw_id: str, step: Step) -> None:
         raise Ignore() from None
     except PermanentError as exc:
         _fail(meeting_id, f"{task.step_name}: {exc}")
-        raise Ignore() from None
-    except SoftTimeLimitExceeded:
-        _fail(
-            meeting_id,
-            f"{task.step_name}: took longer than {settings.worker_soft_time_limit:g}s "
-            "(WORKER_SOFT_TIME_LIMIT); raise it for long recordings",
-        )
         raise Ignore() from None
     except (TransientError, OperationalError, InterfaceError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

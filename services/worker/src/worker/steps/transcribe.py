@@ -71,4 +71,6 @@ def run(res: Resources, meeting_id: uuid.UUID) -> bool:
                     for position, (start, end, text) in enumerate(result.segments)
                 ],
             )
+        # The transcript is visible from now on; what the meeting waits for next is analysis.
+        store.advance(session, meeting_id, MeetingStatus.ANALYZING)
     return True

@@ -1,0 +1,121 @@
+"""The llm client against the real llm service, settings validation, backoff, the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from backend.testing import free_port, subprocess_env
+from worker import llm_client
+from worker.__main__ import worker_argv
+from worker.config import WorkerSettings
+from worker.errors import PermanentError, TransientError
+from worker.tasks import backoff_seconds
+
+BASE = {"database_url": "postgresql://u@localhost/db", "redis_url": "redis://localhost:6379/0"}
+
+
+def test_llm_analysis(llm_url: str) -> None:
+    with httpx.Client() as http:
+        result = llm_client.analyze(
+            http,
+            llm_url,
+            "Alice will send the budget report by Friday. Bob will review the design.",
+            language="en",
+            reference_date=None,
+            timeout=30,
+        )
+    assert result.engine == "extractive"
+    assert any(item.owner == "Alice" for item in result.action_items)
+
+
+def test_llm_rejection_is_permanent(llm_url: str) -> None:
+    with httpx.Client() as http, pytest.raises(PermanentError, match="422"):
+        llm_client.analyze(http, llm_url, "   ", language=None, reference_date=None, timeout=30)
+
+
+def test_llm_unreachable_is_transient() -> None:
+    with httpx.Client() as http, pytest.raises(TransientError, match="unreachable"):
+        llm_client.analyze(
+            http,
+            f"http://127.0.0.1:{free_port()}",
+            "text",
+            language=None,
+            reference_date=None,
+            timeout=5,
+        )
+
+
+def test_settings_defaults_and_normalisation() -> None:
+    settings = WorkerSettings(**BASE)
+    assert settings.database_url.startswith("postgresql+psycopg://")
+    assert settings.queues == ["pipeline", "transcribe", "analyze"]
+    assert settings.worker_visibility_timeout > settings.worker_time_limit
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"worker_visibility_timeout": 1900, "worker_time_limit": 2000}, "VISIBILITY_TIMEOUT"),
+        ({"worker_soft_time_limit": 60, "worker_time_limit": 50}, "SOFT_TIME_LIMIT"),
+        ({"worker_queues": "transcribe,gpu"}, "unknown queue"),
+        ({"redis_url": "http://localhost"}, "redis://"),
+        ({"database_url": "sqlite:///x.db"}, "postgresql"),
+    ],
+)
+def test_inconsistent_settings_are_refused(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        WorkerSettings(**{**BASE, **overrides})
+
+
+def test_backoff_grows_exponentially_within_bounds() -> None:
+    for retries, (low, high) in enumerate([(1, 2), (2, 4), (4, 8), (8, 10), (8, 10)]):
+        delays = [backoff_seconds(retries, base=2, cap=10) for _ in range(50)]
+        assert all(low / 2 <= d <= high for d in delays), (retries, delays)
+        assert min(delays) >= min(high, 10) / 2
+
+
+def test_worker_argv_defaults_and_passthrough() -> None:
+    settings = WorkerSettings(**BASE, worker_concurrency=3, log_level="DEBUG")
+    argv = worker_argv(settings, ["--queues", "transcribe"])
+    assert argv[:4] == [
+        "worker",
+        "--queues=pipeline,transcribe,analyze",
+        "--loglevel=DEBUG",
+        "--concurrency=3",
+    ]
+    assert argv[-2:] == ["--queues", "transcribe"]  # later options win in Celery's parser
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = subprocess_env(WORKER_QUEUES="nope", REDIS_URL="redis://127.0.0.1:1/0")
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("worker: invalid configuration:")
+    assert "DATABASE_URL is not set" in lines[0]
+    assert "WORKER_QUEUES" in lines[0]
+
+
+@pytest.mark.slow
+def test_sigterm_is_a_warm_shutdown(start_worker: object) -> None:
+    from backend.testing import ServiceProcess
+
+    assert callable(start_worker)
+    worker: ServiceProcess = start_worker()
+    assert worker.stop(timeout=30) == 0
+    assert "Warm shutdown" in worker.log() or "warm shutdown" in worker.log().lower()
