@@ -66,7 +66,8 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Every member's tests and the cross-service tests in tests/ (not the e2e ones)."""
     install_locked(session, "test")
-    session.run("pytest", "-m", "not e2e", *session.posargs)
+    # tests/infra belongs to the infra session; e2e to its own.
+    session.run("pytest", "-m", "not e2e", "--ignore=tests/infra", *session.posargs)
 
 
 @nox.session

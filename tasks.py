@@ -149,7 +149,9 @@ def health(c: Context, env: str = "dev", wait: float = 0, json: bool = False) ->
 @task(help={"env": ENV_HELP, "service": "Only this service's image."})
 def build(c: Context, env: str = "dev", service: str = "") -> None:
     """Build the service images (compose runtime)."""
-    raise _not_built("build", 6)
+    from ops.runtimes.compose import ComposeRuntime
+
+    ComposeRuntime().build(env, service or None)
 
 
 # --- env: configuration files ---------------------------------------------------------------

@@ -90,8 +90,15 @@ def initdb(pgdata: Path, user: str, password: str, *, fsync: bool) -> bool:
         if not fsync:
             argv.append("--no-sync")  # dev only: a crash during initdb just means re-init
         # Drop root's groups too: a root group would select the directories' group bits.
-        as_owner = {"user": owner, "group": owner, "extra_groups": []} if owner else {}
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False, **as_owner)
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            user=owner,
+            group=owner,
+            extra_groups=[] if owner else None,
+        )
     finally:
         Path(pwfile.name).unlink(missing_ok=True)
     if proc.returncode != 0:
