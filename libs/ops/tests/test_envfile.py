@@ -114,3 +114,24 @@ def test_missing_file_names_the_command_that_creates_it(scratch_root):
     with pytest.raises(OpsError) as info:
         envfile.check("staging")
     assert "inv env.setup --env staging" in str(info.value)
+
+
+def test_service_tuning_keys_are_accepted_and_validated_by_the_service_schema(scratch_root):
+    envfile.setup("dev")
+    path = scratch_root / ".env.dev"
+    path.write_text(path.read_text() + "WORKER_MAX_DELIVERIES=5\nWHISPER_WORKERS=4\n")
+    assert envfile.check("dev") == []
+
+    path.write_text(path.read_text() + "BACKEND_WORKERS=many\n")
+    problems = {p.key: p for p in envfile.check("dev")}
+    assert set(problems) == {"BACKEND_WORKERS"}
+    assert "valid integer" in problems["BACKEND_WORKERS"].message
+
+
+def test_env_example_documents_every_key_including_tuning_ones():
+    text = envschema.render_example()
+    for key in envschema.all_keys():
+        assert f"\n{key}=" in text
+    for key in envschema.tuning_keys():
+        assert f"\n# {key}=" in text
+    assert "change-me" in text and "API_TOKEN=change-me" in text

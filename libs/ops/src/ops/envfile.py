@@ -205,8 +205,13 @@ def check(env: str) -> list[Problem]:
         problems.append(
             Problem(f"missing keys: {', '.join(missing)} (`inv env.setup --env {env}` adds them)")
         )
+    tuning = envschema.tuning_keys()
     for name in result.values:
-        if name not in known:
+        if name in tuning:
+            reason = envschema.validate_tuning(name, interpolate(result.values)[name])
+            if reason:
+                problems.append(Problem(f"{name}: {reason}", result.lines[name], name))
+        elif name not in known:
             problems.append(
                 Problem(f"unknown key {name} (typo? see .env.example)", result.lines[name], name)
             )

@@ -8,9 +8,11 @@ Services read the same keys through their own settings classes.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ops import environments
@@ -135,12 +137,24 @@ class StackSettings(BaseSettings):
         "auto",
         description="auto: ollama when OLLAMA_URL answers, else the offline extractive engine.",
     )
-    ollama_url: AnyHttpUrl = Field(
-        AnyHttpUrl("http://127.0.0.1:11434"), description="Ollama server."
-    )
+    ollama_url: str = Field("http://127.0.0.1:11434", description="Ollama server.")
     ollama_model: str = Field(
         "llama3.2:3b", description="Ollama model (name:tag) used for analysis."
     )
+
+    # monitoring
+    grafana_admin_password: SecretStr = Field(
+        default=SecretStr("change-me"),
+        description="Grafana's admin password (compose `monitoring` profile).",
+        json_schema_extra={"secret": True, "section": "monitoring"},
+    )
+
+    @field_validator("ollama_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        # Validated, but kept as written: AnyHttpUrl would append a "/" to the value.
+        AnyHttpUrl(value)
+        return value
 
     @field_validator("backend_host", "postgres_host", "redis_host", "whisper_host", "llm_host")
     @classmethod
@@ -148,6 +162,56 @@ class StackSettings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z0-9.\-:]+", value):
             raise ValueError(f"{value!r} is not a host name or address")
         return value
+
+
+# Each service's own settings class: its keys that are not above are optional tuning knobs
+# whose defaults live in the service (the single source), documented in .env.example.
+SERVICE_SETTINGS = {
+    "backend": ("backend.core.config", "BackendSettings"),
+    "worker": ("worker.config", "WorkerSettings"),
+    "whisper": ("whisper_service.config", "WhisperSettings"),
+    "llm": ("llm_service.config", "LLMSettings"),
+}
+
+
+@dataclass(frozen=True)
+class TuningKey:
+    key: str
+    service: str
+    field: FieldInfo
+
+
+def tuning_keys() -> dict[str, TuningKey]:
+    """Optional keys the services read beyond the stack schema, by env var name."""
+    import importlib
+
+    known = set(all_keys())
+    found: dict[str, TuningKey] = {}
+    for service, (module, name) in SERVICE_SETTINGS.items():
+        cls = getattr(importlib.import_module(module), name)
+        prefix = cls.model_config.get("env_prefix", "")
+        for field_name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            key = (alias if isinstance(alias, str) else prefix + field_name).upper()
+            if key not in known and key not in found:
+                found[key] = TuningKey(key, service, field)
+    return found
+
+
+def validate_tuning(key: str, value: str) -> str | None:
+    """None when `value` suits the service reading `key`, else the reason it does not."""
+    from pydantic import TypeAdapter, ValidationError
+
+    spec = tuning_keys()[key]
+    # The field's type and constraints (ge, le, ...), without its model-only settings.
+    annotation: Any = spec.field.annotation
+    if spec.field.metadata:
+        annotation = Annotated[(annotation, *spec.field.metadata)]
+    try:
+        TypeAdapter(annotation).validate_python(value)
+    except ValidationError as exc:
+        return "; ".join(e["msg"] for e in exc.errors())
+    return None
 
 
 def all_keys() -> list[str]:
@@ -195,4 +259,26 @@ def render_example() -> str:
         key = name.upper()
         value = "change-me" if extra.get("secret") else defaults[key]
         lines.append(f"{key}={value}")
+    lines += [
+        "",
+        "# --- optional tuning " + "-" * 44,
+        "# Read by one service each, with defaults that suit most installs. Uncomment to change;",
+        "# `inv env.check` validates them against the service's own settings class.",
+    ]
+    service = ""
+    for spec in tuning_keys().values():
+        if spec.service != service:
+            service = spec.service
+            lines += ["", f"# {service}"]
+        if spec.field.description:
+            lines.append(f"# {spec.field.description}")
+        default = spec.field.default
+        shown = (
+            ""
+            if default is None
+            else str(default).lower()
+            if isinstance(default, bool)
+            else default
+        )
+        lines.append(f"# {spec.key}={shown}")
     return "\n".join(lines) + "\n"
