@@ -209,31 +209,50 @@ def env_example(c: Context, check: bool = False) -> None:
 @task(help={"env": ENV_HELP, "to": "Target revision.", "no_backup": "Skip the safety backup."})
 def migrate(c: Context, env: str = "dev", to: str = "head", no_backup: bool = False) -> None:
     """Apply migrations (staging/prod take a verified backup first)."""
-    raise _not_built("db.migrate", 7)
+    from ops import db
+
+    print(db.migrate(env, to, backup=db.safety_backup(env, skip=no_backup)))  # noqa: T201
 
 
 @task(help={"message": "Revision message.", "env": ENV_HELP})
 def revision(c: Context, message: str, env: str = "dev") -> None:
-    """Autogenerate a migration from the models."""
-    raise _not_built("db.revision", 7)
+    """Autogenerate a migration from the models (the env's database must be at head)."""
+    from ops import db
+
+    path = db.revision(env, message)
+    print(f"wrote {path}\nreview it, then `inv db.migrate --env {env}`")  # noqa: T201
 
 
-@task(help={"env": ENV_HELP, "to": "Target revision."})
-def downgrade(c: Context, to: str, env: str = "dev") -> None:
-    """Downgrade the database to a revision."""
-    raise _not_built("db.downgrade", 7)
+@task(
+    help={
+        "env": ENV_HELP,
+        "to": "Target revision ('base' empties the schema, '-1' steps back one).",
+        "no_backup": "Skip the safety backup (staging/prod).",
+    }
+)
+def downgrade(c: Context, to: str, env: str = "dev", no_backup: bool = False) -> None:
+    """Downgrade the database to a revision (staging/prod take a verified backup first)."""
+    from ops import db
+
+    print(db.downgrade(env, to, backup=db.safety_backup(env, skip=no_backup)))  # noqa: T201
 
 
 @task(help={"env": ENV_HELP})
 def current(c: Context, env: str = "dev") -> None:
-    """Show the database's current revision."""
-    raise _not_built("db.current", 7)
+    """Show the database's current revision and the code's head."""
+    from ops import db
+
+    at, head = db.status(env)
+    state = "up to date" if at == head else f"behind: `inv db.migrate --env {env}`"
+    print(f"{env}: at {at or 'no revision (empty)'}; head is {head} ({state})")  # noqa: T201
 
 
 @task(name="check", help={"env": ENV_HELP})
 def db_check(c: Context, env: str = "dev") -> None:
     """Fail when the models and the migrations disagree."""
-    raise _not_built("db.check", 7)
+    from ops import db
+
+    print(db.check(env))  # noqa: T201
 
 
 # --- backup: nothing lost, ever -------------------------------------------------------------

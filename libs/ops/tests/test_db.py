@@ -1,0 +1,62 @@
+"""`inv db.*` against a real Postgres (the backend's test fixtures start one)."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.testing import empty_database_url, postgres  # noqa: F401 - pytest fixtures
+from ops import db, envfile
+from ops.errors import OpsError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def dev_env(scratch_root, empty_database_url):  # noqa: F811 - the imported fixture
+    envfile.setup("dev")
+    path = scratch_root / ".env.dev"
+    lines = [
+        f"DATABASE_URL={empty_database_url}" if line.startswith("DATABASE_URL=") else line
+        for line in path.read_text().splitlines()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return "dev"
+
+
+def test_migrate_up_down_and_up_again(dev_env):
+    at, head = db.status(dev_env)
+    assert at is None
+
+    assert db.migrate(dev_env) == f"migrated dev from an empty database to {head}"
+    assert db.status(dev_env) == (head, head)
+    assert db.migrate(dev_env) == f"already at {head}; nothing to do"
+    assert db.check(dev_env) == f"models and migrations agree (head {head})"
+
+    assert "to base (empty schema)" in db.downgrade(dev_env, "base")
+    assert db.status(dev_env)[0] is None
+    db.migrate(dev_env)
+    assert db.status(dev_env)[0] == head
+
+
+def test_check_and_revision_refuse_a_database_behind_head(dev_env):
+    with pytest.raises(OpsError, match="not at head") as info:
+        db.check(dev_env)
+    assert "inv db.migrate --env dev" in str(info.value)
+    with pytest.raises(OpsError, match="not at head"):
+        db.revision(dev_env, "should not be written")
+
+
+def test_an_unreachable_database_says_to_start_the_stack(scratch_root):
+    envfile.setup("dev")
+    path = scratch_root / ".env.dev"
+    path.write_text(path.read_text().replace("POSTGRES_PORT=5433", "POSTGRES_PORT=1"))
+    with pytest.raises(OpsError, match="the dev database does not answer") as info:
+        db.status("dev")
+    assert "inv up --env dev" in str(info.value)
+
+
+def test_protected_envs_take_a_backup_before_schema_changes():
+    assert db.safety_backup("dev", skip=False) is None
+    assert db.safety_backup("prod", skip=True) is None
+    with pytest.raises(OpsError, match="take a verified backup first"):
+        db.safety_backup("staging", skip=False)
