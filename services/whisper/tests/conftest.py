@@ -34,13 +34,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # Words pocketsphinx gets right in festival's voice, every time.
 ALICE_WORDS = ("alice", "send", "budget", "report", "friday")
 TEAM_WORDS = ("team", "agreed", "hire", "engineers", "quarter")
-# (container format, codec, file suffix, sample rate) for each accepted input format.
+# (container, codec, suffix, sample rate, bit rate) for each accepted input format, at the
+# rates phones and browsers record at, so decoding also has to resample.
 FORMATS = {
-    "mp3": ("mp3", "libmp3lame", ".mp3", 16000),
-    "m4a": ("ipod", "aac", ".m4a", 16000),
-    "ogg-opus": ("ogg", "libopus", ".ogg", 48000),
-    "webm": ("webm", "libopus", ".webm", 48000),
-    "flac": ("flac", "flac", ".flac", 16000),
+    "mp3": ("mp3", "libmp3lame", ".mp3", 44100, 96_000),
+    "m4a": ("ipod", "aac", ".m4a", 44100, 96_000),
+    "ogg-opus": ("ogg", "libopus", ".ogg", 48000, 48_000),
+    "webm": ("webm", "libopus", ".webm", 48000, 48_000),
+    "flac": ("flac", "flac", ".flac", 16000, 0),
 }
 SERVER_START_TIMEOUT = 60.0
 
@@ -73,11 +74,15 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
     return path
 
 
-def convert(source: Path, target: Path, container: str, codec: str, rate: int) -> Path:
+def convert(
+    source: Path, target: Path, container: str, codec: str, rate: int, bit_rate: int = 0
+) -> Path:
     """Re-encode a WAV with PyAV (what a browser or phone would upload)."""
     with av.open(str(source)) as inp, av.open(str(target), "w", format=container) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.layout = "mono"
+        if bit_rate:
+            stream.bit_rate = bit_rate
         for frame in inp.decode(audio=0):
             frame.pts = None
             for packet in stream.encode(frame):
@@ -91,8 +96,8 @@ def convert(source: Path, target: Path, container: str, codec: str, rate: int) -
 def encoded_alice(alice_wav: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("formats")
     files = {"wav": alice_wav}
-    for name, (container, codec, suffix, rate) in FORMATS.items():
-        files[name] = convert(alice_wav, out / f"alice{suffix}", container, codec, rate)
+    for name, (container, codec, suffix, rate, bit_rate) in FORMATS.items():
+        files[name] = convert(alice_wav, out / f"alice{suffix}", container, codec, rate, bit_rate)
     return files
 
 
@@ -315,6 +320,7 @@ class Helpers:
     write_wav = staticmethod(write_wav)
     free_port = staticmethod(free_port)
     start_server = staticmethod(start_server)
+    server_env = staticmethod(server_env)
     alice_words = ALICE_WORDS
     team_words = TEAM_WORDS
 

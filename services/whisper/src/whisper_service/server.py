@@ -8,6 +8,7 @@ new RPCs and lets the running ones finish within the grace period.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,7 +42,11 @@ class WhisperServer:
         self.settings = settings
         self._loader = loader
         self.metrics = Metrics()
-        self.health = health.HealthServicer()
+        # Blocking Watch: in the non-blocking mode a status change sends to watchers while
+        # holding the servicer's lock, and a watcher closing at that moment needs the same
+        # lock on gRPC's event thread: a deadlock seen at shutdown. A blocking watcher costs
+        # a pool thread per open Watch instead (probes use Check).
+        self.health = health.HealthServicer(experimental_non_blocking=False)
         # The servicer starts out SERVING for ""; nothing is served until the engine is loaded.
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.servicer = TranscriberServicer(settings, self.metrics)
@@ -64,6 +69,8 @@ class WhisperServer:
         )
         self.port = 0
         self.metrics_port = 0
+        self._stop_lock = threading.Lock()
+        self._stopped = False
 
     def start(self) -> None:
         """Listen on WHISPER_HOST:WHISPER_PORT and the metrics port; raises OSError if taken."""
@@ -112,6 +119,13 @@ class WhisperServer:
     def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING, refuse new RPCs, wait up to `grace` seconds for running ones."""
         grace = self.settings.grace_seconds if grace is None else grace
+        with self._stop_lock:  # a second caller waits for the first shutdown to finish
+            if self._stopped:
+                return
+            self._stopped = True
+            self._shutdown(grace)
+
+    def _shutdown(self, grace: float) -> None:
         log.info("shutting down", extra={"grace_seconds": grace})
         self.health.enter_graceful_shutdown()
         self.metrics.engine_ready.clear()

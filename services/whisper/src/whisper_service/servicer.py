@@ -195,8 +195,8 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
             raise CancelledError("the upload stopped: the client went away") from exc
         if received == 0:
             raise AudioError(
-                f"the stream carried no audio_chunk messages: send an audio file "
-                f"({ACCEPTED_FORMATS}) in chunks after the options"
+                "the upload is empty: the stream carried no audio_chunk messages; send an "
+                f"audio file ({ACCEPTED_FORMATS}) in chunks after the options"
             )
         spool.seek(0)
         return options, spool

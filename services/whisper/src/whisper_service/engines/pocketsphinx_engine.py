@@ -57,6 +57,11 @@ class PocketsphinxEngine:
                 self._pool.put(pocketsphinx.Decoder(**DECODER_CONFIG))
         except (RuntimeError, ValueError) as exc:
             raise EngineLoadError(f"could not load the pocketsphinx English model: {exc}") from exc
+        # Live cepstral mean normalisation adapts across utterances; each request starts from
+        # the model's initial means so a transcript never depends on earlier requests.
+        first = self._pool.get_nowait()
+        self._cmn_init: str = first.get_cmn(False)
+        self._pool.put(first)
         self._frame_rate = 100  # pocketsphinx's default -frate: frames per second
         self._description = EngineDescription(
             engine=NAME, model=MODEL, device="cpu", compute_type="float32", languages=("en",)
@@ -81,6 +86,7 @@ class PocketsphinxEngine:
                 if should_stop():
                     raise CancelledError("stopped while waiting for a free decoder") from None
         try:
+            decoder.set_cmn(self._cmn_init)
             yield decoder
         finally:
             self._pool.put(decoder)
