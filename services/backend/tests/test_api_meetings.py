@@ -16,6 +16,7 @@ import redis
 from backend.core.config import BackendSettings
 from backend.main import create_app
 from backend.pipeline import PROCESS_MEETING, QUEUE_PIPELINE
+from backend.schemas import MeetingOut, TranscriptOut
 from backend.testing import ApiServer, free_port
 
 
@@ -61,7 +62,10 @@ def test_upload_stores_file_creates_row_and_enqueues(
 
     assert queued_tasks(redis_url) == [(PROCESS_MEETING, [str(meeting_id)])]
 
-    meeting = client.get(f"/api/v1/meetings/{meeting_id}").json()
+    reply = client.get(f"/api/v1/meetings/{meeting_id}")
+    MeetingOut.model_validate_json(reply.content)
+    meeting = reply.json()
+    assert set(meeting) == set(MeetingOut.model_fields)
     assert meeting["title"] == "Weekly standup"
     assert meeting["status"] == "queued"
     assert meeting["original_filename"] == "standup.wav"
@@ -234,7 +238,12 @@ def test_get_returns_transcript_summary_and_action_items(
         summary="Report and design review.",
         action_items=[("Send the report", "Alice", "Friday"), ("Review the design", "Bob", None)],
     )
-    body = client.get(f"/api/v1/meetings/{meeting_id}").json()
+    reply = client.get(f"/api/v1/meetings/{meeting_id}")
+    # Postgres builds this document: it must be exactly the documented MeetingOut schema.
+    MeetingOut.model_validate_json(reply.content)
+    body = reply.json()
+    assert set(body) == set(MeetingOut.model_fields)
+    assert set(body["transcript"]) == set(TranscriptOut.model_fields)
     assert body["id"] == str(meeting_id)
     assert body["status"] == "done"
     assert body["transcript"]["text"] == "Alice will send the report. Bob reviews the design"

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from celery import Celery
 from fastapi import Depends, Request
+from psycopg import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.config import BackendSettings
@@ -26,6 +27,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """An autocommit psycopg connection for hand-written SQL on hot read paths."""
+    async with request.app.state.read_pool.connection() as conn:
+        yield conn
+
+
 def get_task_queue(request: Request) -> Celery:
     queue: Celery = request.app.state.task_queue
     return queue
@@ -33,4 +40,5 @@ def get_task_queue(request: Request) -> Celery:
 
 SettingsDep = Annotated[BackendSettings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection)]
 TaskQueueDep = Annotated[Celery, Depends(get_task_queue)]

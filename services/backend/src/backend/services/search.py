@@ -13,8 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from psycopg import AsyncConnection
 
 from backend.db.models import SEARCH_CONFIG
 
@@ -26,30 +25,28 @@ HEADLINE_OPTIONS = (
     'MaxFragments=2, FragmentDelimiter=" … "'
 )
 
-_SEARCH_SQL = text(
-    """
-    WITH query AS (SELECT websearch_to_tsquery(CAST(:config AS regconfig), :q) AS tsq),
+SEARCH_SQL = """
+    WITH query AS (SELECT websearch_to_tsquery(CAST(%(config)s AS regconfig), %(q)s) AS tsq),
     page AS (
         SELECT d.meeting_id, ts_rank(d.tsv, query.tsq) AS rank, count(*) OVER () AS total
         FROM search_documents AS d, query
         WHERE d.tsv @@ query.tsq
         ORDER BY rank DESC, d.meeting_id
-        LIMIT :limit OFFSET :offset
+        LIMIT %(limit)s OFFSET %(offset)s
     )
     SELECT m.id, m.title, m.status, m.created_at, page.rank, page.total,
-           ts_headline(CAST(:config AS regconfig), concat_ws(E'\\n', d.summary, d.transcript),
-                       query.tsq, :options) AS snippet
+           ts_headline(CAST(%(config)s AS regconfig), concat_ws(E'\\n', d.summary, d.transcript),
+                       query.tsq, %(options)s) AS snippet
     FROM page
     JOIN meetings AS m ON m.id = page.meeting_id
     JOIN search_documents AS d ON d.meeting_id = page.meeting_id
     CROSS JOIN query
     ORDER BY page.rank DESC, page.meeting_id
-    """
-)
+"""
 
-_COUNT_SQL = text(
+COUNT_SQL = (
     "SELECT count(*) FROM search_documents "
-    "WHERE tsv @@ websearch_to_tsquery(CAST(:config AS regconfig), :q)"
+    "WHERE tsv @@ websearch_to_tsquery(CAST(%(config)s AS regconfig), %(q)s)"
 )
 
 
@@ -69,7 +66,7 @@ def highlight(raw: str) -> str:
 
 
 async def search(
-    session: AsyncSession, query: str, *, limit: int, offset: int
+    conn: AsyncConnection, query: str, *, limit: int, offset: int
 ) -> tuple[list[SearchHit], int]:
     """Best matches first and the total number of matches."""
     params = {
@@ -79,22 +76,25 @@ async def search(
         "offset": offset,
         "options": HEADLINE_OPTIONS,
     }
-    rows = (await session.execute(_SEARCH_SQL, params)).all()
-    if rows:
-        total = int(rows[0].total)
-    else:
-        # An empty page past the end still reports how many matches exist.
-        counted = await session.execute(_COUNT_SQL, {"q": query, "config": SEARCH_CONFIG})
-        total = int(counted.scalar_one())
+    async with conn.cursor() as cursor:
+        await cursor.execute(SEARCH_SQL, params)
+        rows = await cursor.fetchall()
+        if rows:
+            total = int(rows[0][5])
+        else:
+            # An empty page past the end still reports how many matches exist.
+            await cursor.execute(COUNT_SQL, {"q": query, "config": SEARCH_CONFIG})
+            counted = await cursor.fetchone()
+            total = int(counted[0]) if counted else 0
     hits = [
         SearchHit(
-            id=row.id,
-            title=row.title,
-            status=row.status,
-            created_at=row.created_at,
-            rank=float(row.rank),
-            snippet=highlight(row.snippet or ""),
+            id=meeting_id,
+            title=title,
+            status=status,
+            created_at=created_at,
+            rank=float(rank),
+            snippet=highlight(snippet or ""),
         )
-        for row in rows
+        for meeting_id, title, status, created_at, rank, _total, snippet in rows
     ]
     return hits, total

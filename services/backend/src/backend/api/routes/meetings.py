@@ -9,22 +9,19 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
 from backend.api import API_PREFIX
-from backend.api.deps import SessionDep, SettingsDep, TaskQueueDep
-from backend.db.models import TITLE_MAX, Meeting, MeetingStatus, Transcript
+from backend.api.deps import ReadConnectionDep, SessionDep, SettingsDep, TaskQueueDep
+from backend.db.models import TITLE_MAX, Meeting, MeetingStatus
 from backend.schemas import (
-    ActionItemOut,
     ErrorBody,
     MeetingCreated,
     MeetingOut,
     MeetingPage,
     MeetingSummaryOut,
-    Segment,
     Status,
-    TranscriptOut,
 )
+from backend.services.meeting_json import meeting_json
 from backend.services.task_queue import EnqueueError, enqueue_meeting
 from backend.services.uploads import UploadError, receive_upload
 
@@ -165,47 +162,15 @@ async def list_meetings(
 @router.get(
     "/{meeting_id}",
     summary="A meeting with its transcript, summary and action items",
+    response_model=MeetingOut,
     responses={404: {"model": ErrorBody}},
 )
-async def get_meeting(meeting_id: uuid.UUID, session: SessionDep) -> MeetingOut:
-    meeting = await session.scalar(
-        select(Meeting)
-        .where(Meeting.id == meeting_id)
-        .options(
-            selectinload(Meeting.transcript).selectinload(Transcript.segments),
-            selectinload(Meeting.summary),
-            selectinload(Meeting.action_items),
-        )
-    )
-    if meeting is None:
+async def get_meeting(meeting_id: uuid.UUID, conn: ReadConnectionDep) -> Response:
+    document = await meeting_json(conn, meeting_id)
+    if document is None:
         raise _not_found(meeting_id)
-    return _meeting_out(meeting)
-
-
-def _meeting_out(meeting: Meeting) -> MeetingOut:
-    transcript = meeting.transcript
-    summary = meeting.summary
-    return MeetingOut(
-        **MeetingSummaryOut.model_validate(meeting).model_dump(),
-        transcript=None
-        if transcript is None
-        else TranscriptOut(
-            text=transcript.text,
-            language=transcript.language,
-            engine=transcript.engine,
-            model=transcript.model,
-            audio_seconds=transcript.audio_seconds,
-            segments=[
-                Segment(start=s.start_seconds, end=s.end_seconds, text=s.text)
-                for s in transcript.segments
-            ],
-        ),
-        summary=summary.text if summary else None,
-        topics=list(summary.topics) if summary else [],
-        action_items=[
-            ActionItemOut(text=a.text, owner=a.owner, due=a.due) for a in meeting.action_items
-        ],
-    )
+    # Postgres built the MeetingOut document (see services/meeting_json.py): send it as is.
+    return Response(document, media_type="application/json")
 
 
 @router.delete(

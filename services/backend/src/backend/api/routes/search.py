@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.api import API_PREFIX
-from backend.api.deps import SessionDep
+from backend.api.deps import ReadConnectionDep
 from backend.schemas import SearchHitOut, SearchPage
 from backend.services.search import search
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["search"])
 
 @router.get("/search", summary="Search meetings; best matches first")
 async def search_meetings(
-    session: SessionDep,
+    conn: ReadConnectionDep,
     q: Annotated[
         str,
         Query(
@@ -29,7 +29,7 @@ async def search_meetings(
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> SearchPage:
-    hits, total = await search(session, q, limit=limit, offset=offset)
+    hits, total = await search(conn, q, limit=limit, offset=offset)
     return SearchPage(
         query=q,
         items=[SearchHitOut.model_validate(hit, from_attributes=True) for hit in hits],
