@@ -367,3 +367,31 @@ def test_delete_cascades_to_results(
         ):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0  # noqa: S608
     engine.dispose()
+
+
+@pytest.mark.slow  # the read pool waits its 5 s connection timeout twice
+def test_database_down_is_503_with_hint(
+    settings: BackendSettings, media_dir: Path, wav: bytes, tmp_path: Path
+) -> None:
+    # A socket directory where no Postgres listens: every connection attempt fails.
+    gone = settings.model_copy(
+        update={"database_url": f"postgresql+psycopg://postgres@/nowhere?host={tmp_path}"}
+    )
+    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
+    with (
+        ApiServer(create_app(gone)) as server,
+        httpx.Client(base_url=server.url, headers=headers, timeout=60) as http,
+    ):
+        for method, path in [
+            ("GET", f"/api/v1/meetings/{uuid.uuid4()}"),
+            ("GET", "/api/v1/meetings"),
+            ("GET", "/api/v1/search?q=budget"),
+        ]:
+            reply = http.request(method, path)
+            assert reply.status_code == 503, (path, reply.text)
+            assert "database is unavailable" in reply.json()["detail"]
+        reply = http.post("/api/v1/meetings", files={"file": ("a.wav", wav)})
+        assert reply.status_code == 503
+        assert http.get("/health/ready").status_code == 503
+        assert http.get("/health").status_code == 200
+    assert media_files(media_dir) == []

@@ -21,7 +21,9 @@ from typing import Any
 
 from celery import Task, chain
 from celery.exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
-from sqlalchemy.exc import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+from psycopg.errors import ForeignKeyViolation
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from backend.pipeline import ANALYZE, INDEX, PROCESS_MEETING, TRANSCRIBE
 from worker import resources, store
@@ -127,7 +129,13 @@ def _run_step_policy(task: PipelineTask, meeting_id: uuid.UUID, step: Step) -> N
     except PermanentError as exc:
         _fail(meeting_id, f"{task.step_name}: {exc}")
         raise Ignore() from None
-    except (TransientError, OperationalError, InterfaceError) as exc:
+    except IntegrityError as exc:
+        if not isinstance(exc.orig, ForeignKeyViolation):
+            raise
+        # The meeting was deleted between our read and our insert.
+        logger.info("meeting %s: %s skipped: deleted meanwhile", meeting_id, task.step_name)
+        raise Ignore() from None
+    except (TransientError, OperationalError, InterfaceError, BrokerError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if retries >= settings.worker_max_retries:
             _fail(

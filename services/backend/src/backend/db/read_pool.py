@@ -26,4 +26,7 @@ def read_pool(url: str, *, min_size: int, max_size: int) -> AsyncConnectionPool:
         connection_class=AsyncConnection,
         open=False,
         name="read",
+        # A request waits at most this long for a connection, then gets a 503 instead of
+        # hanging while the database is down.
+        timeout=5.0,
     )
