@@ -285,16 +285,45 @@ def restore(c: Context, from_: str, env: str = "dev", yes: bool = False) -> None
 # --- models ---------------------------------------------------------------------------------
 
 
-@task(help={"env": ENV_HELP, "offline": "Only report what is missing."})
-def pull(c: Context, env: str = "dev", offline: bool = False) -> None:
-    """Fetch the locked whisper and Ollama models."""
-    raise _not_built("models.pull", 7)
+@task(
+    help={
+        "env": ENV_HELP,
+        "offline": "Download nothing: verify what is here, say how to bring what is missing.",
+        "replace": "Replace a model directory that holds something other than the locked model.",
+        "timeout": "Give up after this many seconds in all (a rerun resumes the downloads).",
+        "json": JSON_HELP,
+    }
+)
+def pull(
+    c: Context,
+    env: str = "dev",
+    offline: bool = False,
+    replace: bool = False,
+    timeout: int = 3600,
+    json: bool = False,
+) -> None:
+    """Fetch the locked whisper and Ollama models (resumable, verified against models.lock)."""
+    from ops import models
+
+    with models.progress_bars() as bars:
+        rows = models.pull(env, offline=offline, replace=replace, timeout=timeout, bars=bars)
+    models.show(rows, f"models ({env})", json=json)
+    models.raise_for_failures(rows, env)
 
 
-@task(name="list", help={"env": ENV_HELP})
-def models_list(c: Context, env: str = "dev") -> None:
-    """Show locked models and which are present."""
-    raise _not_built("models.list", 7)
+@task(
+    name="list",
+    help={
+        "env": ENV_HELP,
+        "verify": "Hash the model files too (remembered until they change).",
+        "json": JSON_HELP,
+    },
+)
+def models_list(c: Context, env: str = "dev", verify: bool = False, json: bool = False) -> None:
+    """Show the locked models and whether each is present and verified (offline, quick)."""
+    from ops import models
+
+    models.show(models.status(env, verify=verify), f"models ({env})", json=json)
 
 
 ns = Collection(setup, doctor, up, down, ps, logs, health, build)

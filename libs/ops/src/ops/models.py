@@ -1,0 +1,418 @@
+"""`inv models.pull` and `inv models.list`: the locked models of an environment, on this machine.
+
+The whisper model is a CTranslate2 directory fetched from the Hugging Face hub (or the mirror in
+HF_ENDPOINT) into WHISPER_MODEL_DIR (see `ops.model_files`); the Ollama model is pulled through
+the Ollama server at OLLAMA_URL (see `ops.ollama_models`). Both are checked against
+`models.lock` (see `ops.model_lock`). Which ones an environment needs follows its engines:
+
+    WHISPER_ENGINE=pocketsphinx      no whisper model needed
+    LLM_ENGINE=ollama                the Ollama model is required
+    LLM_ENGINE=auto                  pulled when an Ollama server answers, else only a warning
+    LLM_ENGINE=extractive            no Ollama model needed
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from dataclasses import replace as replace_fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ops import model_files
+from ops.errors import OpsError
+from ops.model_files import Bars, Limits, NoBars
+from ops.model_lock import Lock, OllamaPin, WhisperPin
+from ops.ollama_models import Ollama, OllamaPullError, OllamaTimeouts, OllamaUnreachableError
+from ops.ollama_models import canonical as ollama_canonical
+from ops.ollama_models import manifest_path as ollama_manifest_path
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+COLUMNS = ["kind", "model", "pinned", "state", "status", "detail"]
+
+
+@dataclass
+class Row:
+    """One locked model of one environment, as found (list) or as left (pull)."""
+
+    env: str
+    kind: str  # whisper | ollama
+    model: str
+    pinned: str
+    where: str
+    state: str  # verified, unverified, pulled, missing, incomplete, mismatch, unknown, skipped...
+    status: str  # ok | warn | fail
+    detail: str
+    fix: str = ""
+
+
+def endpoint() -> str:
+    """The hub to download from: HF_ENDPOINT like huggingface_hub reads it, for mirrors/tests."""
+    return os.environ.get("HF_ENDPOINT", "").strip() or DEFAULT_ENDPOINT
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def settings(env: str) -> dict[str, str]:
+    """The environment's values: `.env.<env>` when it exists, over the schema's defaults."""
+    from ops import envfile, environments, envschema
+
+    environments.validate(env)
+    values = envschema.defaults_for(env)
+    path = envfile.path_for(env)
+    if path.exists():
+        values |= envfile.parse(path)
+    return envfile.interpolate(values)
+
+
+def model_dir(values: dict[str, str]) -> Path:
+    """WHISPER_MODEL_DIR, relative paths taken from the repository root like the services do."""
+    from ops import project
+
+    path = Path(values.get("WHISPER_MODEL_DIR") or ".models/whisper").expanduser()
+    return (path if path.is_absolute() else project.root() / path).resolve()
+
+
+def _context(
+    env: str, lock: Lock | None, values: dict[str, str] | None
+) -> tuple[Lock, dict[str, str]]:
+    from ops import environments, model_lock
+
+    environments.validate(env)
+    return lock or model_lock.load(), values if values is not None else settings(env)
+
+
+# --- models.list ----------------------------------------------------------------------------
+
+
+def status(
+    env: str,
+    *,
+    verify: bool = False,
+    lock: Lock | None = None,
+    values: dict[str, str] | None = None,
+) -> list[Row]:
+    """What is locked for `env` and what is here. Offline and quick: files are hashed only with
+    `verify` (or never, while their verification stamp holds); Ollama gets a short look."""
+    lock, values = _context(env, lock, values)
+    pins = lock.for_env(env)
+    rows: list[Row] = []
+    if pins.whisper:
+        rows.append(_whisper_status(env, pins.whisper, values, verify=verify))
+    if pins.ollama:
+        rows.append(_ollama_status(env, pins.ollama, values, pulling=False))
+    return rows
+
+
+def _whisper_needed(values: dict[str, str]) -> bool:
+    return values.get("WHISPER_ENGINE", "auto") != "pocketsphinx"
+
+
+def _whisper_row(
+    env: str, pin: WhisperPin, target: Path, state: str, status: str, detail: str
+) -> Row:
+    return Row(env, "whisper", pin.key, pin.revision[:7], str(target), state, status, detail)
+
+
+def _whisper_status(env: str, pin: WhisperPin, values: dict[str, str], *, verify: bool) -> Row:
+    target = model_dir(values)
+    needed = _whisper_needed(values)
+    found = model_files.inspect(pin, target, verify=verify, record=verify)
+    if found.state == "verified":
+        return _whisper_row(env, pin, target, "verified", "ok", found.detail)
+    if found.state == "unverified":
+        row = _whisper_row(env, pin, target, "unverified", "warn", found.detail)
+        row.fix = f"`uv run inv models.list --env {env} --verify` hashes them"
+        return row
+    if not needed:
+        return _whisper_row(
+            env, pin, target, "not needed", "ok", "WHISPER_ENGINE=pocketsphinx does not use it"
+        )
+    detail = found.detail
+    staged = model_files.staged_bytes(pin, target)
+    if staged:
+        detail += f"; {staged} bytes of an interrupted pull wait to be resumed"
+    row = _whisper_row(env, pin, target, found.state, "fail", detail)
+    row.fix = _whisper_fix(env, pin, target, found.state)
+    return row
+
+
+def _whisper_fix(env: str, pin: WhisperPin, target: Path, state: str) -> str:
+    lines = []
+    if state in {"mismatch", "incomplete"}:
+        lines.append(
+            f"{target} holds something else: `uv run inv models.pull --env {env} --replace` "
+            "fetches the locked model in its place (files that match are kept), or point "
+            f"WHISPER_MODEL_DIR in .env.{env} at another directory."
+        )
+    lines += [
+        f"With network: `uv run inv models.pull --env {env}`.",
+        f"Air-gapped: on a connected machine run the same command (or download each file from "
+        f"{endpoint()}/{pin.repository}/resolve/{pin.revision}/<name>), copy the directory so "
+        f"that {target} holds:",
+        *(f"    {f.name:<16} {f.size:>11} bytes  sha256 {f.sha256}" for f in pin.files),
+        f"then `uv run inv models.pull --env {env} --offline` verifies it.",
+    ]
+    return "\n".join(lines)
+
+
+def _ollama_status(env: str, pin: OllamaPin, values: dict[str, str], *, pulling: bool) -> Row:
+    """The Ollama model as the server reports it. `pulling` uses the longer timeouts."""
+    engine = values.get("LLM_ENGINE", "auto")
+    url = values.get("OLLAMA_URL", "http://127.0.0.1:11434")
+
+    def row(state: str, status: str, detail: str, fix: str = "") -> Row:
+        return Row(env, "ollama", pin.name, pin.short_digest, url, state, status, detail, fix)
+
+    if engine == "extractive":
+        return row("not needed", "ok", "LLM_ENGINE=extractive does not use it")
+    wanted = values.get("OLLAMA_MODEL", pin.name)
+    if ollama_canonical(wanted) != ollama_canonical(pin.name):
+        return row(
+            "misconfigured",
+            "fail",
+            f"OLLAMA_MODEL={wanted} in .env.{env}, but models.lock pins {pin.name} for {env}",
+            f"set OLLAMA_MODEL={pin.name} in .env.{env}, or pin {wanted} in models.lock",
+        )
+    required = engine == "ollama"
+    timeouts = OllamaTimeouts() if pulling else OllamaTimeouts(connect=0.5, read=3.0)
+    try:
+        installed = Ollama(url, timeouts).installed()
+    except OllamaUnreachableError as exc:
+        detail = str(exc)
+        if not required:
+            detail += " (LLM_ENGINE=auto falls back to the extractive engine)"
+        return row("unknown", "fail" if required else "warn", detail, _ollama_fix(env, pin, url))
+    digest = installed.get(ollama_canonical(pin.name))
+    if digest == pin.digest:
+        return row("verified", "ok", f"{pin.name} is on the server, digest {pin.short_digest}")
+    if digest is None:
+        return row(
+            "missing",
+            "fail" if required else "warn",
+            f"{pin.name} is not on the Ollama server at {url}",
+            _ollama_fix(env, pin, url),
+        )
+    return row(
+        "mismatch",
+        "fail" if required else "warn",
+        f"the server's {pin.name} has digest {digest[:12]}, models.lock pins {pin.short_digest}",
+        f"`uv run inv models.pull --env {env}` pulls the tag again; if it still differs the tag "
+        "was republished upstream: review it, then update the digest in models.lock",
+    )
+
+
+def _ollama_fix(env: str, pin: OllamaPin, url: str) -> str:
+    return "\n".join(
+        [
+            f"With network: start Ollama at {url} (`ollama serve`), then "
+            f"`uv run inv models.pull --env {env}`.",
+            f"Air-gapped: on a connected machine `ollama pull {pin.name}` (`ollama list` must "
+            f"show ID {pin.short_digest}), then copy from its models directory (~/.ollama/models "
+            f"or $OLLAMA_MODELS) {ollama_manifest_path(pin.name)} and the blobs/sha256-* files "
+            "it names into the same places of this server's models directory (the local "
+            f"runtime's Ollama keeps them in .data/{env}/ollama).",
+        ]
+    )
+
+
+# --- models.pull ----------------------------------------------------------------------------
+
+
+def pull(
+    env: str,
+    *,
+    offline: bool = False,
+    replace: bool = False,
+    timeout: float | None = None,
+    lock: Lock | None = None,
+    values: dict[str, str] | None = None,
+    limits: Limits | None = None,
+    ollama_timeouts: OllamaTimeouts | None = None,
+    bars: Bars | None = None,
+) -> list[Row]:
+    """Bring every locked model `env` needs: fetch what is missing, verify all of it.
+
+    Idempotent: what is present and verified is left alone, and nothing is downloaded.
+    `offline` (or HF_HUB_OFFLINE=1) downloads nothing and says how to bring what is missing.
+    `timeout` bounds the whole pull in seconds (each model's own limit when not given).
+    """
+    lock, values = _context(env, lock, values)
+    if timeout is not None:
+        limits = replace_fields(limits or Limits(), total=timeout)
+        ollama_timeouts = replace_fields(ollama_timeouts or OllamaTimeouts(), total=timeout)
+    pins = lock.for_env(env)
+    offline = offline or hub_offline()
+    bars = bars or NoBars()
+    rows: list[Row] = []
+    if pins.whisper:
+        rows.append(_pull_whisper(env, pins.whisper, values, offline, replace, limits, bars))
+    if pins.ollama:
+        rows.append(_pull_ollama(env, pins.ollama, values, offline, ollama_timeouts, bars))
+    return rows
+
+
+def _pull_whisper(
+    env: str,
+    pin: WhisperPin,
+    values: dict[str, str],
+    offline: bool,
+    replace: bool,
+    limits: Limits | None,
+    bars: Bars,
+) -> Row:
+    target = model_dir(values)
+    if not _whisper_needed(values):
+        return _whisper_row(
+            env, pin, target, "skipped", "ok", "WHISPER_ENGINE=pocketsphinx does not use it"
+        )
+    found = model_files.inspect(pin, target, verify=True, record=True)
+    if found.state == "verified":
+        return _whisper_row(env, pin, target, "verified", "ok", found.detail)
+    if offline:
+        row = _whisper_row(env, pin, target, found.state, "fail", f"offline: {found.detail}")
+        row.fix = _whisper_fix(env, pin, target, found.state)
+        return row
+
+    def failed(state: str, detail: str, fix: str) -> Row:
+        row = _whisper_row(env, pin, target, state, "fail", detail)
+        row.fix = fix
+        return row
+
+    try:
+        transfer = model_files.place(
+            pin,
+            target,
+            endpoint=endpoint(),
+            token=os.environ.get("HF_TOKEN") or None,
+            replace=replace,
+            limits=limits,
+            bars=bars,
+        )
+    except model_files.TargetOccupiedError as exc:
+        return failed(
+            exc.state.state, exc.state.detail, _whisper_fix(env, pin, target, exc.state.state)
+        )
+    except model_files.NetworkUnreachableError as exc:
+        return failed("missing", f"{exc}", _whisper_fix(env, pin, target, "missing"))
+    except model_files.ChecksumMismatchError as exc:
+        return failed(
+            "refused",
+            str(exc),
+            "check HF_ENDPOINT (a mirror must serve the pinned revision); nothing was placed",
+        )
+    except model_files.DownloadError as exc:
+        return failed("interrupted", str(exc), f"rerun `uv run inv models.pull --env {env}`")
+    except model_files.BusyError as exc:
+        return failed("busy", str(exc), "wait for the other pull to finish")
+    detail = (
+        f"{pin.repository}@{pin.revision[:7]} placed in {target}, {transfer.bytes} bytes fetched"
+    )
+    if transfer.ranged:
+        detail += f" (resumed {transfer.ranged} time(s))"
+    if transfer.reused:
+        detail += f"; kept {', '.join(transfer.reused)}"
+    return _whisper_row(env, pin, target, "pulled", "ok", detail)
+
+
+def _pull_ollama(
+    env: str,
+    pin: OllamaPin,
+    values: dict[str, str],
+    offline: bool,
+    timeouts: OllamaTimeouts | None,
+    bars: Bars,
+) -> Row:
+    before = _ollama_status(env, pin, values, pulling=True)
+    if before.status == "ok" or before.state in {"misconfigured", "unknown"}:
+        # present and verified, not needed, a setting to fix first, or no server to pull through
+        return before
+    if offline:
+        before.detail = f"offline: {before.detail}"
+        return before
+    url = values.get("OLLAMA_URL", "http://127.0.0.1:11434")
+    try:
+        Ollama(url, timeouts).pull(pin.name, bars)
+    except (OllamaPullError, OllamaUnreachableError) as exc:
+        return Row(
+            env, "ollama", pin.name, pin.short_digest, url, "failed", "fail",
+            f"Ollama could not pull {pin.name}: {exc}",
+            _ollama_fix(env, pin, url),
+        )  # fmt: skip
+    after = _ollama_status(env, pin, values, pulling=True)
+    if after.state == "verified":
+        after.state, after.detail = "pulled", f"{pin.name} pulled, digest {pin.short_digest}"
+    else:
+        after.status = "fail"  # a pull that lands on another digest is a failure, even if optional
+    return after
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def show(rows: list[Row], title: str, *, json: bool = False) -> None:
+    from ops import console
+
+    if json:
+        console.print_json([asdict(row) for row in rows])
+        return
+    console.print_table(title, COLUMNS, [asdict(row) for row in rows], status_key="status")
+    for row in rows:
+        if row.fix and row.status != "ok":
+            print(f"\n{row.kind} {row.model}: {row.state}")  # noqa: T201
+            print(textwrap.indent(row.fix, "    "))  # noqa: T201
+
+
+def raise_for_failures(rows: list[Row], env: str) -> None:
+    failed = [f"{row.kind} {row.model} ({row.state})" for row in rows if row.status == "fail"]
+    if failed:
+        raise OpsError(
+            f"models for {env} not ready: {', '.join(failed)}",
+            "see above for what is missing and how to bring it",
+        )
+
+
+@contextmanager
+def progress_bars() -> Iterator[Bars]:
+    """Download bars on stderr (stdout stays clean for --json)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    with progress:
+        yield _RichBars(progress)
+
+
+class _RichBars:
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+
+    def start(self, label: str, total: int | None, completed: int = 0) -> int:
+        return int(self._progress.add_task(label, total=total, completed=completed))
+
+    def update(self, bar: int, completed: int, total: int | None = None) -> None:
+        from rich.progress import TaskID
+
+        self._progress.update(TaskID(bar), completed=completed, total=total)
