@@ -172,9 +172,9 @@ def inspect(pin: WhisperPin, directory: Path, *, verify: bool, record: bool = Fa
     """Compare `directory` with `pin`. Hashes only with `verify` (and when the stamp is stale);
     `record` writes the stamp when hashing proved the directory right."""
     if not _has_content(directory):
-        return DirState("missing", f"{directory} does not exist or is empty")
+        return DirState("missing", "no model there (no directory, or an empty one)")
     if _stamp_valid(directory, pin):
-        return DirState("verified", f"{pin.repository}@{pin.revision[:7]} in {directory}")
+        return DirState("verified", "every file's size and sha256 match")
     absent: list[str] = []
     wrong: list[str] = []
     for file in pin.files:
@@ -188,22 +188,20 @@ def inspect(pin: WhisperPin, directory: Path, *, verify: bool, record: bool = Fa
     if wrong:
         return DirState(
             "mismatch",
-            f"{directory} holds other bytes than {pin.key}: {', '.join(wrong)}",
+            f"other bytes than {pin.key}: {', '.join(wrong)}",
             tuple(absent),
             tuple(wrong),
         )
     if absent:
-        return DirState(
-            "incomplete", f"{directory} lacks {', '.join(absent)} of {pin.key}", tuple(absent)
-        )
+        return DirState("incomplete", f"lacks {', '.join(absent)} of {pin.key}", tuple(absent))
     if not verify:
         return DirState(
-            "unverified", f"{pin.key}'s files are in {directory} with the right sizes, not hashed"
+            "unverified", "files with the right names and sizes, not hashed since they changed"
         )
     if record:
         with contextlib.suppress(OSError):  # a read-only model dir is still a good one
             write_stamp(directory, pin)
-    return DirState("verified", f"{pin.repository}@{pin.revision[:7]} in {directory}")
+    return DirState("verified", "every file's size and sha256 match")
 
 
 # --- fetching -------------------------------------------------------------------------------

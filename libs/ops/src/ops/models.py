@@ -13,6 +13,7 @@ the Ollama server at OLLAMA_URL (see `ops.ollama_models`). Both are checked agai
 
 from __future__ import annotations
 
+import contextlib
 import os
 import textwrap
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-COLUMNS = ["kind", "model", "pinned", "state", "status", "detail"]
+COLUMNS = ["kind", "model", "pinned", "state", "status", "where", "detail"]
 
 
 @dataclass
@@ -193,7 +194,7 @@ def _ollama_status(env: str, pin: OllamaPin, values: dict[str, str], *, pulling:
         return row("unknown", "fail" if required else "warn", detail, _ollama_fix(env, pin, url))
     digest = installed.get(ollama_canonical(pin.name))
     if digest == pin.digest:
-        return row("verified", "ok", f"{pin.name} is on the server, digest {pin.short_digest}")
+        return row("verified", "ok", f"on the server, digest {pin.short_digest}")
     if digest is None:
         return row(
             "missing",
@@ -313,9 +314,7 @@ def _pull_whisper(
         return failed("interrupted", str(exc), f"rerun `uv run inv models.pull --env {env}`")
     except model_files.BusyError as exc:
         return failed("busy", str(exc), "wait for the other pull to finish")
-    detail = (
-        f"{pin.repository}@{pin.revision[:7]} placed in {target}, {transfer.bytes} bytes fetched"
-    )
+    detail = f"fetched {transfer.bytes / 1e6:.1f} MB, every file verified"
     if transfer.ranged:
         detail += f" (resumed {transfer.ranged} time(s))"
     if transfer.reused:
@@ -349,7 +348,7 @@ def _pull_ollama(
         )  # fmt: skip
     after = _ollama_status(env, pin, values, pulling=True)
     if after.state == "verified":
-        after.state, after.detail = "pulled", f"{pin.name} pulled, digest {pin.short_digest}"
+        after.state, after.detail = "pulled", f"pulled, digest {pin.short_digest}"
     else:
         after.status = "fail"  # a pull that lands on another digest is a failure, even if optional
     return after
@@ -364,11 +363,21 @@ def show(rows: list[Row], title: str, *, json: bool = False) -> None:
     if json:
         console.print_json([asdict(row) for row in rows])
         return
-    console.print_table(title, COLUMNS, [asdict(row) for row in rows], status_key="status")
+    console.print_table(title, COLUMNS, [_shown(row) for row in rows], status_key="status")
     for row in rows:
         if row.fix and row.status != "ok":
             print(f"\n{row.kind} {row.model}: {row.state}")  # noqa: T201
             print(textwrap.indent(row.fix, "    "))  # noqa: T201
+
+
+def _shown(row: Row) -> dict[str, str]:
+    """A table row: paths inside the repository shown relative to it, like .env files do."""
+    from ops import project
+
+    shown = asdict(row)
+    with contextlib.suppress(ValueError, OpsError):
+        shown["where"] = str(Path(row.where).relative_to(project.root()))
+    return shown
 
 
 def raise_for_failures(rows: list[Row], env: str) -> None:
