@@ -135,3 +135,26 @@ def test_env_example_documents_every_key_including_tuning_ones():
     for key in envschema.tuning_keys():
         assert f"\n# {key}=" in text
     assert "change-me" in text and "API_TOKEN=change-me" in text
+
+
+def test_prepare_completes_an_older_dev_file_but_never_staging(scratch_root):
+    envfile.setup("dev")
+    path = scratch_root / ".env.dev"
+    token = envfile.parse(path)["API_TOKEN"]
+    path.write_text(path.read_text().replace("\nGRAFANA_ADMIN_PASSWORD=", "\nX_REMOVED="))
+    path.write_text(
+        "\n".join(l for l in path.read_text().splitlines() if not l.startswith("X_REMOVED=")) + "\n"
+    )
+
+    values = envfile.prepare("dev")
+    assert values["API_TOKEN"] == token
+    assert len(values["GRAFANA_ADMIN_PASSWORD"]) >= 40
+
+    envfile.setup("staging")
+    staging = scratch_root / ".env.staging"
+    staging.write_text(
+        "\n".join(l for l in staging.read_text().splitlines() if not l.startswith("GRAFANA_"))
+        + "\n"
+    )
+    with pytest.raises(OpsError, match="missing keys: GRAFANA_ADMIN_PASSWORD"):
+        envfile.prepare("staging")

@@ -94,7 +94,7 @@ def test_health_sees_the_stores_and_explains_what_is_down(stack):
     assert results["postgres"].ok and results["postgres"].detail.startswith("postgres 16")
     assert results["redis"].ok and results["redis"].detail.startswith("redis ")
     assert not report.ok
-    assert "ConnectError" in results["backend"].detail
+    assert "ConnectionRefusedError" in results["backend"].detail
     assert results["whisper"].detail.startswith("RuntimeError: UNAVAILABLE:")
     assert not results["worker"].ok
     # Checks run in parallel: total time is the slowest check, not the sum of them.

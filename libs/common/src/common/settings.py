@@ -10,8 +10,9 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Environment = Literal["dev", "staging", "prod"]
-ENVIRONMENTS: tuple[Environment, ...] = ("dev", "staging", "prod")
+from common.environments import ENVIRONMENTS, Environment
+
+__all__ = ["ENVIRONMENTS", "Environment", "ServiceSettings"]
 
 
 class ServiceSettings(BaseSettings):

@@ -270,3 +270,34 @@ def _weak_secrets(result: Scan, keys: Iterable[str]) -> list[Problem]:
                 )
             )
     return problems
+
+
+def prepare(env: str) -> dict[str, str]:
+    """What `inv up` needs, whatever the runtime: the env file's values, interpolated, after
+    checking it. dev's file is created on first use and completed when the schema grew;
+    staging and prod are never configured implicitly."""
+    path = path_for(env)
+    if not path.exists():
+        if env != "dev":
+            raise OpsError(
+                f"{path.name} does not exist; {env} is never configured implicitly",
+                f"create it with `uv run inv env.setup --env {env}`, review it, then `inv up`",
+            )
+        setup(env)
+        print(f"created {path.name} with generated secrets (mode 0600)")  # noqa: T201
+    elif env == "dev":
+        # A newer template may have added keys: complete dev's file, never overwriting.
+        from ops import envschema
+
+        scanned = scan(path)
+        if not scanned.problems and set(envschema.all_keys()) - set(scanned.values):
+            report = setup(env)
+            print(f"added {', '.join(report.added)} to {path.name}")  # noqa: T201
+    problems = check(env)
+    if problems:
+        listing = "\n  ".join(str(p) for p in problems)
+        raise OpsError(
+            f"{path.name} has {len(problems)} problem(s):\n  {listing}",
+            f"fix them (`uv run inv env.check --env {env}` re-checks)",
+        )
+    return load(env)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from common.settings import ENVIRONMENTS, Environment
+from common.environments import ENVIRONMENTS, Environment
 from ops.errors import OpsError
 
 # Base ports for dev; staging adds 100 and prod 200 to every one of them.

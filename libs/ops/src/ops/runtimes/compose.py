@@ -210,8 +210,7 @@ class ComposeRuntime:
     # --- the Runtime protocol ---------------------------------------------------------------
 
     def up(self, env: str, *, timeout: float) -> None:
-        self._require_env_file(env)
-        self._require_valid_env_file(env)
+        envfile.prepare(env)
         self._require_engine()
         self._run(env, up_command(timeout), profiles=self.profiles, what=f"start {env}")
 
@@ -242,7 +241,7 @@ class ComposeRuntime:
 
     def build(self, env: str, service: str | None = None) -> None:
         """Build the images of `env` (or only `service`'s) with the env file's settings."""
-        self._require_env_file(env)
+        envfile.prepare(env)
         self._require_engine()
         what = f"build {service or 'the images'} for {env}"
         self._run(env, build_command(service), profiles=self.profiles, what=what)
@@ -313,32 +312,4 @@ class ComposeRuntime:
             f"the compose runtime needs a Docker engine: {docker.engine_status().detail}",
             "start Docker (or Docker Desktop), or run the stack without containers: "
             "`--runtime local`",
-        )
-
-    @staticmethod
-    def _require_env_file(env: str) -> None:
-        """compose interpolates the env file; dev gets one made, staging/prod never do."""
-        environments.validate(env)
-        path = envfile.path_for(env)
-        if path.exists():
-            return
-        if env == "dev":
-            envfile.setup(env)
-            print(f"created {path.name} with generated secrets")  # noqa: T201
-            return
-        raise OpsError(
-            f"{path.name} does not exist: the {env} stack needs its settings and secrets",
-            f"create it with `uv run inv env.setup --env {env}`, review it, then run this again",
-        )
-
-    @staticmethod
-    def _require_valid_env_file(env: str) -> None:
-        problems = envfile.check(env)
-        if not problems:
-            return
-        listed = "; ".join(str(p) for p in problems)
-        raise OpsError(
-            f"{envfile.path_for(env).name} is not usable: {listed}",
-            f"fix it (`uv run inv env.check --env {env}` lists the problems; "
-            f"`uv run inv env.setup --env {env}` adds missing keys)",
         )

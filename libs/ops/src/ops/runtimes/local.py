@@ -28,28 +28,6 @@ FAILED_STATES = {"FATAL", "BACKOFF", "EXITED"}
 LOG_TAIL_ON_FAILURE = 25
 
 
-def prepare_env(env: str) -> dict[str, str]:
-    """The env file's values, interpolated; dev's file is created on first use."""
-    path = envfile.path_for(env)
-    if not path.exists():
-        if env != "dev":
-            raise OpsError(
-                f"{path.name} does not exist; {env} is never configured implicitly",
-                f"create it with `uv run inv env.setup --env {env}`, review it, then `inv up`",
-            )
-        report = envfile.setup(env)
-        print(f"created {path.name} with generated secrets (mode 0600)")  # noqa: T201
-        del report
-    problems = envfile.check(env)
-    if problems:
-        listing = "\n  ".join(str(p) for p in problems)
-        raise OpsError(
-            f"{path.name} has {len(problems)} problem(s):\n  {listing}",
-            f"fix them (`uv run inv env.check --env {env}` re-checks)",
-        )
-    return envfile.load(env)
-
-
 def _absolute(value: str) -> str:
     path = Path(value)
     return str(path if path.is_absolute() else project.root() / path)
@@ -133,7 +111,7 @@ class LocalRuntime:
     def up(self, env: str, *, timeout: float) -> None:
         from ops import doctor, health
 
-        values = prepare_env(env)
+        values = envfile.prepare(env)
         data = project.data_dir(env)
         sup = self._supervisor(env)
         progs = programs(env, values)
