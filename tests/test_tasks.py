@@ -59,11 +59,3 @@ def test_unknown_env_is_refused_with_the_choices(run_inv):
     assert "unknown environment 'qa'" in result.stderr
     assert "dev, staging, prod" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_unbuilt_tasks_say_so_and_fail(run_inv):
-    result = run_inv("models.pull", "--env", "dev")
-    if result.returncode == 0 or "not built yet" not in result.stderr:
-        pytest.skip("models.pull has been built")
-    assert result.returncode == 2
-    assert "README.md" in result.stderr

@@ -143,7 +143,7 @@ def test_prepare_completes_an_older_dev_file_but_never_staging(scratch_root):
     token = envfile.parse(path)["API_TOKEN"]
     path.write_text(path.read_text().replace("\nGRAFANA_ADMIN_PASSWORD=", "\nX_REMOVED="))
     path.write_text(
-        "\n".join(l for l in path.read_text().splitlines() if not l.startswith("X_REMOVED=")) + "\n"
+        "\n".join(x for x in path.read_text().splitlines() if not x.startswith("X_REMOVED=")) + "\n"
     )
 
     values = envfile.prepare("dev")
@@ -153,7 +153,7 @@ def test_prepare_completes_an_older_dev_file_but_never_staging(scratch_root):
     envfile.setup("staging")
     staging = scratch_root / ".env.staging"
     staging.write_text(
-        "\n".join(l for l in staging.read_text().splitlines() if not l.startswith("GRAFANA_"))
+        "\n".join(x for x in staging.read_text().splitlines() if not x.startswith("GRAFANA_"))
         + "\n"
     )
     with pytest.raises(OpsError, match="missing keys: GRAFANA_ADMIN_PASSWORD"):
