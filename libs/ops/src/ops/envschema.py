@@ -117,7 +117,8 @@ class StackSettings(BaseSettings):
         description="auto: faster-whisper when WHISPER_MODEL_DIR holds a model, else pocketsphinx.",
     )
     whisper_model_dir: str = Field(
-        ".models/whisper", description="CTranslate2 whisper model directory (`inv models.pull`)."
+        ".models/dev/whisper",
+        description="CTranslate2 whisper model directory, relative to the repo (`inv models.pull`).",
     )
     whisper_device: Literal["cpu", "cuda"] = Field(
         "cpu", description="cuda fails loudly when no GPU is present."
@@ -239,6 +240,8 @@ def defaults_for(env: str) -> dict[str, str]:
     values.update({key: str(port) for key, port in environments.default_ports(env).items()})
     values["APP_ENV"] = env
     values["MEDIA_DIR"] = f".data/{env}/media"
+    # Envs pin different models (models.lock): one directory each, so pulls never collide.
+    values["WHISPER_MODEL_DIR"] = f".models/{env}/whisper"
     values["LOG_JSON"] = "false" if env == "dev" else "true"
     return values
 

@@ -78,7 +78,7 @@ def model_dir(values: dict[str, str]) -> Path:
     """WHISPER_MODEL_DIR, relative paths taken from the repository root like the services do."""
     from ops import project
 
-    path = Path(values.get("WHISPER_MODEL_DIR") or ".models/whisper").expanduser()
+    path = Path(values.get("WHISPER_MODEL_DIR") or ".models/dev/whisper").expanduser()
     return (path if path.is_absolute() else project.root() / path).resolve()
 
 

@@ -1,0 +1,291 @@
+"""Postgres client tools (psql, pg_dump, pg_restore) against one environment's server.
+
+Backup and restore talk to Postgres only through these three tools, so the same code serves
+both runtimes: the local runtime runs the pgserver wheel's binaries on this machine over TCP
+(or a socket), the compose runtime runs the ones inside the postgres container through
+`docker compose exec -T` (its port is not published in staging/prod).
+
+`PsqlSession` keeps one psql process open and feeds it statements: a backup holds a
+transaction open across several steps (lock, export a snapshot, count rows) while pg_dump
+reads the same snapshot, and psql is what exists on both sides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import subprocess
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from ops import binaries
+from ops.errors import OpsError
+
+STATEMENT_TIMEOUT = 600.0
+APPLICATION_NAME = "mi-backup"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """A quoted SQL string literal (standard_conforming_strings is on since PG 9.1)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class PgError(OpsError):
+    """A client tool or statement failed; `detail` is the server's message."""
+
+    def __init__(self, what: str, detail: str, fix: str = "") -> None:
+        self.detail = detail
+        super().__init__(f"{what}: {detail}", fix)
+
+
+class Endpoint(Protocol):
+    """How to run the client tools against one server; `database` is the app's database."""
+
+    database: str
+    user: str
+
+    def argv(self, tool: str, args: Sequence[str], *, database: str) -> list[str]:
+        """The argv running `tool args...` connected to `database`."""
+
+    def env(self) -> dict[str, str]:
+        """The environment the argv runs with (passwords travel here, not on command lines)."""
+
+    def restore_input(self) -> bool:
+        """True when pg_restore must read the dump from stdin (it is not on the same machine)."""
+
+
+@dataclass
+class LocalEndpoint:
+    """Client binaries on this machine, connected with the app's DATABASE_URL."""
+
+    database_url: str
+    database: str = field(init=False)
+    user: str = field(init=False)
+    _params: dict[str, Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        url = self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        try:
+            params = conninfo_to_dict(url)
+        except Exception as exc:
+            raise OpsError(
+                f"DATABASE_URL is not a Postgres URL: {exc}", "fix DATABASE_URL in .env.<env>"
+            ) from None
+        self.database = str(params.get("dbname") or params.get("user") or "postgres")
+        self.user = str(params.get("user") or "")
+        self._params = params
+
+    def conninfo(self, database: str) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        params = {k: v for k, v in self._params.items() if k != "password"}
+        params["dbname"] = database
+        return make_conninfo(**params)
+
+    def argv(self, tool: str, args: Sequence[str], *, database: str) -> list[str]:
+        binary = binaries.require(binaries.postgres(tool))
+        return [str(binary), *args, "--dbname", self.conninfo(database)]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        password = self._params.get("password")
+        if password:
+            env["PGPASSWORD"] = str(password)
+        env.setdefault("PGCONNECT_TIMEOUT", "10")
+        env["PGAPPNAME"] = APPLICATION_NAME
+        return env
+
+    def restore_input(self) -> bool:
+        return False
+
+
+@dataclass
+class ComposeEndpoint:
+    """The tools inside the postgres container; the image trusts its local socket."""
+
+    compose: Sequence[str]  # `docker compose -p mi-<env> -f ... --env-file ...`
+    user: str
+    database: str
+
+    def argv(self, tool: str, args: Sequence[str], *, database: str) -> list[str]:
+        return [
+            *self.compose,
+            "exec",
+            "-T",
+            "-e",
+            f"PGAPPNAME={APPLICATION_NAME}",
+            "postgres",
+            tool,
+            "--username",
+            self.user,
+            *args,
+            "--dbname",
+            database,
+        ]
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def restore_input(self) -> bool:
+        return True
+
+
+def run_tool(
+    endpoint: Endpoint,
+    tool: str,
+    args: Sequence[str],
+    *,
+    database: str,
+    stdout: IO[bytes] | None = None,
+    stdin: IO[bytes] | None = None,
+    what: str,
+    cwd: Path | None = None,
+) -> None:
+    """Run a client tool to completion; a non-zero exit is a PgError with its stderr."""
+    argv = endpoint.argv(tool, args, database=database)
+    proc = subprocess.run(
+        argv,
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        stdout=stdout if stdout is not None else subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=endpoint.env(),
+        cwd=cwd,
+        check=False,
+    )
+    if proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip() or f"exit {proc.returncode}"
+        raise PgError(what, _last_lines(message))
+
+
+def _last_lines(text: str, count: int = 6) -> str:
+    return "\n  ".join(text.splitlines()[-count:])
+
+
+class PsqlSession:
+    """One psql process kept open; statements run one after the other in its session."""
+
+    def __init__(self, endpoint: Endpoint, database: str) -> None:
+        args = ["--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1"]
+        self.database = database
+        self._proc = subprocess.Popen(
+            endpoint.argv("psql", args, database=database),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=endpoint.env(),
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: list[str] = []
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        threading.Thread(target=self._pump, args=(self._proc.stdout,), daemon=True).start()
+        self._err_thread = threading.Thread(
+            target=self._stderr.extend, args=(self._proc.stderr,), daemon=True
+        )
+        self._err_thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def __enter__(self) -> PsqlSession:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def execute(self, sql: str, *, timeout: float = STATEMENT_TIMEOUT) -> list[str]:
+        """Run `sql` (one or more statements); the output lines, or PgError when it fails."""
+        marker = f"--mi-done-{uuid.uuid4().hex}--"
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(f"{sql.rstrip().rstrip(';')};\n\\echo {marker}\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._failure(sql) from None
+        lines: list[str] = []
+        while True:
+            try:
+                line = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                self.close()
+                raise PgError(
+                    f"{_short(sql)} did not finish", f"no answer within {timeout:g}s"
+                ) from None
+            if line is None:
+                raise self._failure(sql)
+            if line == marker:
+                return lines
+            lines.append(line)
+
+    def value(self, sql: str, **kw: Any) -> str | None:
+        """The first column of the first row (None when there is no row)."""
+        lines = self.execute(sql, **kw)
+        return lines[0] if lines else None
+
+    def json(self, sql: str, **kw: Any) -> Any:
+        """The JSON document a single-row, single-column query returns."""
+        return json.loads("\n".join(self.execute(sql, **kw)) or "null")
+
+    def _failure(self, sql: str) -> PgError:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(10)
+        self._err_thread.join(5)
+        message = "".join(self._stderr).strip() or f"psql exited with {self._proc.returncode}"
+        return PgError(_short(sql), _last_lines(message))
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            with contextlib.suppress(OSError):
+                assert self._proc.stdin is not None
+                self._proc.stdin.close()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for stream in (self._proc.stdout, self._proc.stderr):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+
+
+def _short(sql: str) -> str:
+    first = " ".join(sql.split())
+    return first if len(first) <= 80 else first[:77] + "..."
+
+
+def table_counts(session: PsqlSession) -> dict[str, int]:
+    """Rows per table (schema-qualified) in the session's current snapshot."""
+    tables: list[str] = session.json(
+        "SELECT coalesce(jsonb_agg(format('%I.%I', schemaname, tablename) ORDER BY 1), '[]')"
+        " FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+    )
+    if not tables:
+        return {}
+    pairs = ", ".join(f"{literal(t)}, (SELECT count(*) FROM {t})" for t in tables)
+    counts: Mapping[str, int] = session.json(f"SELECT jsonb_build_object({pairs})")
+    return {name: int(counts[name]) for name in tables}
+
+
+def alembic_revision(session: PsqlSession) -> str | None:
+    exists = session.value("SELECT to_regclass('public.alembic_version') IS NOT NULL")
+    if exists != "t":
+        return None
+    return session.value("SELECT version_num FROM public.alembic_version LIMIT 1")
