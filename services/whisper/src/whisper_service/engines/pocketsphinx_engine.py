@@ -50,19 +50,21 @@ class _Word:
 
 
 class PocketsphinxEngine:
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, decoder_config: dict[str, object] | None = None) -> None:
+        """`decoder_config` overrides DECODER_CONFIG (pocketsphinx options, for tuning)."""
+        config = {**DECODER_CONFIG, **(decoder_config or {})}
         self._pool: queue.Queue[pocketsphinx.Decoder] = queue.Queue()
         try:
             for _ in range(workers):
-                self._pool.put(pocketsphinx.Decoder(**DECODER_CONFIG))
+                self._pool.put(pocketsphinx.Decoder(**config))
         except (RuntimeError, ValueError) as exc:
             raise EngineLoadError(f"could not load the pocketsphinx English model: {exc}") from exc
         # Live cepstral mean normalisation adapts across utterances; each request starts from
         # the model's initial means so a transcript never depends on earlier requests.
         first = self._pool.get_nowait()
         self._cmn_init: str = first.get_cmn(False)
+        self._frame_rate = int(first.config["frate"])  # word times are in frames
         self._pool.put(first)
-        self._frame_rate = 100  # pocketsphinx's default -frate: frames per second
         self._description = EngineDescription(
             engine=NAME, model=MODEL, device="cpu", compute_type="float32", languages=("en",)
         )
