@@ -239,7 +239,7 @@ def main() -> int:
     parser.add_argument(
         "--model-dir",
         type=Path,
-        default=Path(os.environ.get("WHISPER_MODEL_DIR", ROOT / ".models/whisper")),
+        default=Path(os.environ.get("WHISPER_MODEL_DIR", ROOT / ".models/dev/whisper")),
         help="faster-whisper model directory",
     )
     parser.add_argument(

@@ -42,7 +42,9 @@ class WhisperSettings(ServiceSettings):
     port: PortOrZero = Field(default=50051, validation_alias="WHISPER_PORT")
     metrics_port: PortOrZero = Field(default=9101, validation_alias="WHISPER_METRICS_PORT")
     engine: EngineName = Field(default="auto", validation_alias="WHISPER_ENGINE")
-    model_dir: Path = Field(default=Path(".models/dev/whisper"), validation_alias="WHISPER_MODEL_DIR")
+    model_dir: Path = Field(
+        default=Path(".models/dev/whisper"), validation_alias="WHISPER_MODEL_DIR"
+    )
     device: Device = Field(default="cpu", validation_alias="WHISPER_DEVICE")
     compute_type: ComputeType = Field(default="default", validation_alias="WHISPER_COMPUTE_TYPE")
     max_audio_seconds: float = Field(
