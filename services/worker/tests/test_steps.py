@@ -159,3 +159,41 @@ def test_analysis_text_turns_unpunctuated_segments_into_sentences() -> None:
     punctuated = "Alice will send it. Bob reviews it."
     assert analyze.analysis_text(punctuated, ["a", "b"]) == punctuated
     assert analyze.analysis_text("no segments here", []) == "no segments here"
+
+
+def test_failures_outside_the_step_policy_are_recorded(
+    res: resources.Resources,
+    new_meeting: Callable[..., uuid.UUID],
+    worker_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hard time limit and unexpected exceptions reach Task.on_failure (in the worker's
+    main process for the former): the meeting must still end `failed` with the reason."""
+    from celery.exceptions import TimeLimitExceeded
+
+    from worker import tasks
+    from worker.config import get_settings
+
+    for key, value in worker_env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    monkeypatch.setattr(resources, "_current", None)
+    try:
+        killed, broken = new_meeting(), new_meeting()
+        tasks.transcribe.on_failure(TimeLimitExceeded(70), "t1", (str(killed),), {}, None)
+        tasks.analyze.on_failure(ZeroDivisionError("boom"), "t2", (str(broken),), {}, None)
+        with res.sessions() as session:
+            errors = dict(
+                session.execute(
+                    select(Meeting.id, Meeting.error).where(Meeting.status == "failed")
+                ).all()
+            )
+        assert (
+            errors[killed]
+            == "transcription: killed after the hard time limit (70s, WORKER_TIME_LIMIT)"
+        )
+        assert errors[broken] == "analysis: unexpected error ZeroDivisionError: boom"
+    finally:
+        if resources._current is not None:
+            resources._current.close()
+        get_settings.cache_clear()

@@ -68,6 +68,10 @@ def get() -> Resources:
     """This process's resources, built on first use (after any fork)."""
     global _current, _owner_pid
     if _current is None or _owner_pid != os.getpid():
+        if _current is not None:
+            # Inherited through fork (the main process built its own after a hard time limit):
+            # drop the parent's connections without closing them, which would end its sessions.
+            _current.engine.dispose(close=False)
         _current = build(get_settings())
         _owner_pid = os.getpid()
     return _current

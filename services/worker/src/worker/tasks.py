@@ -109,7 +109,8 @@ def _run_step_policy(task: PipelineTask, meeting_id: uuid.UUID, step: Step) -> N
         _fail(
             meeting_id,
             f"{task.step_name}: the worker died {deliveries - 1} times while running this step "
-            "(killed, out of memory or crashed); giving up. See the worker logs.",
+            "(killed, out of memory, crashed or cut off from Redis); giving up, see the worker "
+            "logs.",
         )
         raise Ignore()
     if deliveries > 1:
