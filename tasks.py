@@ -258,28 +258,64 @@ def db_check(c: Context, env: str = "dev") -> None:
 # --- backup: nothing lost, ever -------------------------------------------------------------
 
 
-@task(help={"env": ENV_HELP, "keep": "Keep only the newest N backups."})
+@task(help={"env": ENV_HELP, "keep": "Keep only the newest N backups (0: keep all)."})
 def create(c: Context, env: str = "dev", keep: int = 0) -> None:
-    """Back up the database and media into one verified archive."""
-    raise _not_built("backup", 7)
+    """Back up the database and media into one verified archive under backups/<env>/."""
+    from ops import backup
+
+    created = backup.create(env, keep=keep)
+    print(f"backup: {created.path} ({created.seconds:.1f}s)")  # noqa: T201
 
 
-@task(name="list", help={"env": ENV_HELP})
-def backup_list(c: Context, env: str = "dev") -> None:
+@task(name="list", help={"env": ENV_HELP, "json": JSON_HELP})
+def backup_list(c: Context, env: str = "dev", json: bool = False) -> None:
     """List backups with age, size, revision and verification."""
-    raise _not_built("backup.list", 7)
+    from ops import backup, console
+
+    rows = backup.list_backups(env)
+    if json:
+        console.print_json(rows)
+    elif not rows:
+        print(f"no backups of {env} in {backup.backups_dir(env)}; `inv backup --env {env}`")  # noqa: T201
+    else:
+        columns = ["name", "age", "size", "revision", "media", "verified"]
+        console.print_table(f"{env} backups", columns, rows, status_key="verified")
 
 
-@task(help={"path": "Backup archive.", "drill": "Restore into a scratch database and compare."})
-def verify(c: Context, path: str, drill: bool = False) -> None:
+@task(
+    help={
+        "path": "Backup archive.",
+        "drill": "Also restore it into a scratch database, compare, drop the scratch.",
+        "env": "Whose Postgres server runs the drill (default: the backup's own env).",
+    }
+)
+def verify(c: Context, path: str, drill: bool = False, env: str = "") -> None:
     """Verify a backup's checksums (and with --drill, that it restores)."""
-    raise _not_built("backup.verify", 7)
+    from ops import backup
+
+    result = backup.verify(path, drill=drill, env=env or None)
+    if result.detail:
+        print(result.detail)  # noqa: T201
+    if not result.ok:
+        problems = "\n  ".join(result.problems)
+        raise Exit(f"{result.path.name} is NOT intact:\n  {problems}", code=1)
 
 
-@task(help={"env": ENV_HELP, "from_": "Backup archive to restore.", "yes": "Do not ask."})
-def restore(c: Context, from_: str, env: str = "dev", yes: bool = False) -> None:
-    """Restore database and media from a verified backup."""
-    raise _not_built("backup.restore", 7)
+@task(
+    help={
+        "env": ENV_HELP,
+        "from_": "Backup archive to restore.",
+        "from_env": "Allow a backup of this other environment (refused by default).",
+        "yes": "Do not ask.",
+    }
+)
+def restore(
+    c: Context, from_: str, env: str = "dev", from_env: str = "", yes: bool = False
+) -> None:
+    """Restore database and media from a verified backup (stops and restarts backend/worker)."""
+    from ops import backup
+
+    backup.restore(env, from_, yes=yes, from_env=from_env or None)
 
 
 # --- models ---------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_an_unreachable_database_says_to_start_the_stack(scratch_root):
 
 
 def test_protected_envs_take_a_backup_before_schema_changes():
+    # What the backup does is tested in test_backup.py (a verified archive, restorable).
     assert db.safety_backup("dev", skip=False) is None
     assert db.safety_backup("prod", skip=True) is None
-    with pytest.raises(OpsError, match="take a verified backup first"):
-        db.safety_backup("staging", skip=False)
+    assert callable(db.safety_backup("staging", skip=False))

@@ -171,7 +171,7 @@ class ArchiveWriter:
         self.parts: list[Part] = []
         # "x": never overwrite; a leftover partial of a crashed run was cleaned up before.
         self._file = self.partial.open("xb")
-        self._tar = tarfile.open(
+        self._tar = tarfile.TarFile(
             fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK
         )
         self._done = False
@@ -195,7 +195,7 @@ class ArchiveWriter:
         info.mode = 0o640
         reader = _HashingReader(fh)
         # tarfile raises "unexpected end of data" when the source is shorter than `size`.
-        self._tar.addfile(info, reader)  # type: ignore[arg-type]
+        self._tar.addfile(info, reader)
         part = Part(member, reader.count, reader.digest.hexdigest())
         self.parts.append(part)
         return part
@@ -255,7 +255,7 @@ def read_manifest(path: Path) -> Manifest:
                     assert fh is not None
                     found[member.name] = fh.read()
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArchiveError(f"{path.name} cannot be read as a tar archive: {exc}") from None
+        raise ArchiveError(f"{path.name} is truncated or damaged: {exc}") from None
     if MANIFEST not in found:
         raise ArchiveError(f"{path.name} has no {MANIFEST}: it is incomplete or not a backup")
     return _parse_manifest(found[MANIFEST], found.get(MANIFEST_SUM))

@@ -48,10 +48,9 @@ def safety_backup(env: str, *, skip: bool) -> Callable[[str], Path] | None:
     """What to run before a staging/prod schema change: a verified backup (None in dev)."""
     if skip or env not in PROTECTED_ENVS:
         return None
-    raise OpsError(
-        f"{env} schema changes take a verified backup first, and `inv backup` is not built yet",
-        "take your own backup (pg_dump -Fc), then pass --no-backup",
-    )
+    from ops import backup
+
+    return backup.safety_backup  # creates, reads back every checksum, returns the path
 
 
 def status(env: str) -> tuple[str | None, str]:

@@ -21,10 +21,9 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, Protocol
 
-from ops import binaries
+from ops import binaries, project
 from ops.errors import OpsError
 
 STATEMENT_TIMEOUT = 600.0
@@ -152,7 +151,6 @@ def run_tool(
     stdout: IO[bytes] | None = None,
     stdin: IO[bytes] | None = None,
     what: str,
-    cwd: Path | None = None,
 ) -> None:
     """Run a client tool to completion; a non-zero exit is a PgError with its stderr."""
     argv = endpoint.argv(tool, args, database=database)
@@ -162,7 +160,7 @@ def run_tool(
         stdout=stdout if stdout is not None else subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=endpoint.env(),
-        cwd=cwd,
+        cwd=project.root(),  # compose resolves its -f paths from the repository root
         check=False,
     )
     if proc.returncode != 0:
@@ -186,6 +184,7 @@ class PsqlSession:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=endpoint.env(),
+            cwd=project.root(),
             text=True,
             encoding="utf-8",
             bufsize=1,
@@ -274,12 +273,14 @@ def _short(sql: str) -> str:
 def table_counts(session: PsqlSession) -> dict[str, int]:
     """Rows per table (schema-qualified) in the session's current snapshot."""
     tables: list[str] = session.json(
-        "SELECT coalesce(jsonb_agg(format('%I.%I', schemaname, tablename) ORDER BY 1), '[]')"
-        " FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        "SELECT coalesce(jsonb_agg(format('%I.%I', schemaname, tablename)"
+        " ORDER BY schemaname, tablename), '[]') FROM pg_tables"
+        " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
     )
     if not tables:
         return {}
-    pairs = ", ".join(f"{literal(t)}, (SELECT count(*) FROM {t})" for t in tables)
+    # Names come back quoted by format('%I.%I'): safe to splice in.
+    pairs = ", ".join(f"{literal(t)}, (SELECT count(*) FROM {t})" for t in tables)  # noqa: S608
     counts: Mapping[str, int] = session.json(f"SELECT jsonb_build_object({pairs})")
     return {name: int(counts[name]) for name in tables}
 

@@ -1,0 +1,647 @@
+"""`inv backup.*` against a real Postgres (the backend's pgserver fixtures) and real files.
+
+The env file of a scratch repository points DATABASE_URL at a per-test database at head and
+MEDIA_DIR at a temp directory; no app services run (the runtime is "direct"), except in the
+concurrency tests, where the real backend API serves uploads and deletes during backups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import tarfile
+import threading
+import time
+import uuid
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from backend.testing import (  # noqa: F401 - pytest fixtures
+    ApiServer,
+    database_url,
+    empty_database_url,
+    free_port,
+    postgres,
+    redis_server,
+    redis_url,
+)
+from ops import archive, backup, db, envfile
+from ops.errors import OpsError
+
+pytestmark = pytest.mark.slow
+
+API_TOKEN = "backup-test-token-0123456789"
+
+
+# --- a scratch environment --------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    name: str
+    url: str  # libpq URL of the database
+    media: Path
+    root: Path
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def configure(root: Path, env: str, url: str, media: Path) -> Env:
+    envfile.setup(env)
+    path = root / f".env.{env}"
+    lines = []
+    for line in path.read_text().splitlines():
+        if line.startswith("DATABASE_URL="):
+            line = f"DATABASE_URL={url}"
+        elif line.startswith("MEDIA_DIR="):
+            line = f"MEDIA_DIR={media}"
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+    media.mkdir(parents=True, exist_ok=True)
+    return Env(env, _libpq(url), media, root)
+
+
+@pytest.fixture
+def dev(scratch_root: Path, database_url: str, tmp_path: Path) -> Env:  # noqa: F811
+    return configure(scratch_root, "dev", database_url, tmp_path / "media")
+
+
+def wav(seconds: float = 0.05, seed: int = 0) -> bytes:
+    """A small WAV with random samples: every file has its own hash."""
+    rng = random.Random(seed)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(bytes(rng.getrandbits(8) for _ in range(int(seconds * 16_000) * 2)))
+    return buffer.getvalue()
+
+
+def add_meeting(env: Env, title: str, *, seed: int = 0) -> uuid.UUID:
+    """Like the upload path: the file is written first, then the rows commit."""
+    meeting_id = uuid.uuid4()
+    name = f"{meeting_id.hex}.wav"
+    data = wav(seed=seed)
+    (env.media / name).write_bytes(data)
+    with psycopg.connect(env.url) as conn:
+        conn.execute(
+            "INSERT INTO meetings (id, title, status, media_filename, original_filename,"
+            " content_type, size_bytes) VALUES (%s, %s, 'done', %s, 'm.wav', 'audio/wav', %s)",
+            (meeting_id, title, name, len(data)),
+        )
+        transcript_id = conn.execute(
+            "INSERT INTO transcripts (meeting_id, text, language, engine, model, audio_seconds,"
+            " processing_seconds) VALUES (%s, %s, 'en', 't', 't', 1.5, 0.2) RETURNING id",
+            (meeting_id, f"{title} transcript. Alice will send the report."),
+        ).fetchone()[0]
+        for position, text in enumerate([title, "Alice will send the report"]):
+            conn.execute(
+                "INSERT INTO transcript_segments (transcript_id, position, start_seconds,"
+                " end_seconds, text) VALUES (%s, %s, %s, %s, %s)",
+                (transcript_id, position, position * 1.0, position + 0.9, text),
+            )
+        conn.execute(
+            "INSERT INTO summaries (meeting_id, text, topics, engine, model)"
+            " VALUES (%s, %s, '[\"report\"]', 'extractive', 't')",
+            (meeting_id, f"summary of {title}"),
+        )
+        conn.execute(
+            "INSERT INTO action_items (meeting_id, position, text, owner, due)"
+            " VALUES (%s, 0, 'send the report', 'Alice', 'Friday')",
+            (meeting_id,),
+        )
+        conn.execute(
+            "INSERT INTO search_documents (meeting_id, title, summary, transcript)"
+            " VALUES (%s, %s, %s, %s)",
+            (meeting_id, title, f"summary of {title}", f"{title} transcript"),
+        )
+    return meeting_id
+
+
+def delete_meeting(env: Env, meeting_id: uuid.UUID) -> None:
+    """Like the API: the row (and its children) go first, the file after the commit."""
+    with psycopg.connect(env.url) as conn:
+        name = conn.execute(
+            "DELETE FROM meetings WHERE id = %s RETURNING media_filename", (meeting_id,)
+        ).fetchone()[0]
+    (env.media / name).unlink()
+
+
+def state(env: Env) -> dict[str, Any]:
+    """Every row of every table and every media file's hash: what "equal" means here."""
+    with psycopg.connect(env.url) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+            )
+        ]
+        rows = {
+            table: conn.execute(
+                f"SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]')"  # noqa: S608
+                f" FROM public.{table} AS t"
+            ).fetchone()[0]
+            for table in tables
+        }
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in env.media.iterdir()}
+    return {"rows": rows, "media": files}
+
+
+def databases(env: Env) -> set[str]:
+    with psycopg.connect(env.url) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+
+
+def seed(env: Env, count: int = 3) -> list[uuid.UUID]:
+    return [add_meeting(env, f"meeting {i}", seed=i) for i in range(count)]
+
+
+# --- rewriting archives for the refusal tests -------------------------------------------------
+
+
+def repack(source: Path, target: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of `source` whose manifest `change` edited, with valid checksums throughout:
+    only the content of the manifest is wrong, not the archive's integrity."""
+    with tarfile.open(source) as tar, tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as out:
+        for member in tar:
+            data = tar.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == archive.MANIFEST_SUM:
+                continue
+            if member.name == archive.MANIFEST:
+                manifest = json.loads(data)
+                change(manifest)
+                data = json.dumps(manifest).encode()
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+            if member.name == archive.MANIFEST:
+                line = f"{hashlib.sha256(data).hexdigest()}  {archive.MANIFEST}\n".encode()
+                info = tarfile.TarInfo(archive.MANIFEST_SUM)
+                info.size = len(line)
+                out.addfile(info, io.BytesIO(line))
+    return target
+
+
+def member_offset(path: Path, name: str) -> tuple[int, int]:
+    with tarfile.open(path) as tar:
+        member = tar.getmember(name)
+        return member.offset_data, member.size
+
+
+def flip_bit(path: Path, offset: int) -> None:
+    with path.open("r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)[0]
+        fh.seek(offset)
+        fh.write(bytes([byte ^ 0x10]))
+
+
+# --- the round trip ---------------------------------------------------------------------------
+
+
+def test_restore_brings_back_exactly_the_backup_moment(dev: Env) -> None:
+    ids = seed(dev, 4)
+    before = state(dev)
+    created = backup.create("dev")
+
+    manifest = created.manifest
+    assert created.path.parent == dev.root / "backups" / "dev"
+    assert created.path.name.startswith("mi-dev-") and created.path.suffix == ".tar"
+    assert manifest.env == "dev" and manifest.database == dev.url.split("/")[3].split("?")[0]
+    assert manifest.alembic_revision == db.status("dev")[1]
+    assert manifest.row_counts["public.meetings"] == 4
+    assert manifest.row_counts["public.transcript_segments"] == 8
+    assert manifest.app_version and manifest.created_at.endswith("+00:00")
+    media_parts = {p.name.removeprefix("media/"): p.sha256 for p in manifest.media_parts}
+    assert media_parts == before["media"]
+    assert archive.verification_state(created.path) == "verified"
+
+    # Everything changes: new meetings, edits, a deletion, a stray file.
+    add_meeting(dev, "added after the backup", seed=10)
+    with psycopg.connect(dev.url) as conn:
+        conn.execute("UPDATE meetings SET title = 'renamed' WHERE id = %s", (ids[0],))
+        conn.execute("UPDATE transcripts SET text = 'rewritten' WHERE meeting_id = %s", (ids[1],))
+    delete_meeting(dev, ids[2])
+    (dev.media / "stray.wav").write_bytes(b"not from the backup")
+    assert state(dev) != before
+
+    restored = backup.restore("dev", created.path, yes=True)
+
+    assert state(dev) == before
+    assert restored.migrated_from is None
+    leftovers = {d for d in databases(dev) if "_restore_" in d or "_before_" in d}
+    assert not leftovers, "scratch and previous databases are dropped after success"
+    assert not [p for p in dev.media.parent.iterdir() if p.name.startswith(".media.")]
+
+
+def test_restore_while_clients_hold_connections(dev: Env) -> None:
+    seed(dev, 2)
+    created = backup.create("dev")
+    before = state(dev)
+    add_meeting(dev, "after", seed=5)
+    idle = psycopg.connect(dev.url)  # an app's pooled connection, idle
+    busy = psycopg.connect(dev.url)  # one inside an open transaction holding a lock
+    busy.execute("SELECT * FROM meetings FOR UPDATE").fetchall()
+    try:
+        backup.restore("dev", created.path, yes=True)
+        assert state(dev) == before
+        for conn in (idle, busy):
+            with pytest.raises(psycopg.OperationalError):
+                conn.execute("SELECT 1").fetchone()
+    finally:
+        idle.close()
+        busy.close()
+
+
+def test_backup_of_an_older_revision_is_migrated_forward(
+    scratch_root: Path,
+    empty_database_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    env = configure(scratch_root, "dev", empty_database_url, tmp_path / "media")
+    created = backup.create("dev")  # an empty database: no revision yet
+    assert created.manifest.alembic_revision is None
+    assert created.manifest.row_counts == {}
+    restored = backup.restore("dev", created.path, yes=True)
+    head = db.status("dev")[1]
+    assert restored.migrated_from is None and db.status("dev") == (head, head)
+    assert "meetings" in str(state(env)["rows"].keys())
+
+
+# --- refusals leave everything untouched ------------------------------------------------------
+
+
+def _truncate(path: Path, tmp: Path) -> Path:
+    with path.open("r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+    return path
+
+
+def _flip_in_dump(path: Path, tmp: Path) -> Path:
+    offset, size = member_offset(path, archive.DUMP)
+    flip_bit(path, offset + size // 2)
+    return path
+
+
+def _flip_in_media(path: Path, tmp: Path) -> Path:
+    with tarfile.open(path) as tar:
+        name = next(m.name for m in tar if m.name.startswith("media/"))
+    offset, size = member_offset(path, name)
+    flip_bit(path, offset + size - 3)
+    return path
+
+
+def _flip_in_manifest(path: Path, tmp: Path) -> Path:
+    offset, size = member_offset(path, archive.MANIFEST)
+    text = path.read_bytes()[offset : offset + size]
+    # A digit of a row count: still valid JSON, only the checksum can tell.
+    flip_bit(path, offset + text.index(b'"public.meetings": ') + len(b'"public.meetings": '))
+    return path
+
+
+def _unknown_revision(path: Path, tmp: Path) -> Path:
+    def newer(manifest: dict[str, Any]) -> None:
+        manifest["alembic_revision"] = "9999"
+
+    return repack(path, tmp / path.name, newer)
+
+
+def _wrong_counts(path: Path, tmp: Path) -> Path:
+    def more(manifest: dict[str, Any]) -> None:
+        manifest["row_counts"]["public.meetings"] += 1
+
+    return repack(path, tmp / path.name, more)
+
+
+def _not_ours(path: Path, tmp: Path) -> Path:
+    other = tmp / "other.tar"
+    with tarfile.open(other, "w") as tar:
+        tar.add(path, arcname="database.dump")
+    return other
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_truncate, "truncated or damaged|incomplete|missing"),
+        (_flip_in_dump, "database.dump: SHA-256 differs"),
+        (_flip_in_media, r"media/\w+\.wav: SHA-256 differs"),
+        (_flip_in_manifest, "the manifest is damaged"),
+        (_unknown_revision, "revision 9999, which this code does not know"),
+        (_wrong_counts, "public.meetings: 3 rows after restore, the manifest says 4"),
+        (_not_ours, "manifest.json is missing|has no manifest.json"),
+    ],
+    ids=lambda v: getattr(v, "__name__", "")[1:] if callable(v) else "",
+)
+def test_a_bad_archive_is_refused_and_nothing_changes(
+    dev: Env, tmp_path: Path, damage: Callable[[Path, Path], Path], message: str
+) -> None:
+    seed(dev, 3)
+    created = backup.create("dev")
+    add_meeting(dev, "the live data has moved on", seed=9)
+    before, dbs_before = state(dev), databases(dev)
+    broken = damage(created.path, tmp_path)
+
+    with pytest.raises(OpsError, match=message) as info:
+        backup.restore("dev", broken, yes=True)
+
+    assert state(dev) == before
+    assert databases(dev) == dbs_before, "no scratch database is left behind"
+    if "revision" not in message:
+        assert "nothing was changed" in str(info.value)
+    if damage in (_flip_in_dump, _flip_in_media):
+        assert archive.verification_state(broken) == "FAILED"
+
+
+def test_a_backup_of_another_env_is_refused_unless_named(
+    dev: Env, scratch_root: Path, tmp_path: Path
+) -> None:
+    ids = seed(dev, 2)
+    # staging's env file points at the same database here: only the label differs.
+    url = (scratch_root / ".env.dev").read_text().split("DATABASE_URL=", 1)[1].splitlines()[0]
+    configure(scratch_root, "staging", url, dev.media)
+    staging_backup = backup.create("staging")
+    assert staging_backup.path.parent.name == "staging"
+    delete_meeting(dev, ids[0])
+    before = state(dev)
+
+    with pytest.raises(OpsError, match="this is a backup of staging, not of dev") as info:
+        backup.restore("dev", staging_backup.path, yes=True)
+    assert "--from-env staging" in str(info.value)
+    with pytest.raises(OpsError, match="backup of staging"):
+        backup.restore("dev", staging_backup.path, yes=True, from_env="prod")
+    assert state(dev) == before
+
+    backup.restore("dev", staging_backup.path, yes=True, from_env="staging")
+    assert len(state(dev)["rows"]["meetings"]) == 2
+
+
+def test_restore_asks_and_refuses_without_a_terminal(dev: Env, monkeypatch) -> None:
+    seed(dev, 1)
+    created = backup.create("dev")
+    add_meeting(dev, "later", seed=3)
+    before = state(dev)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(OpsError, match="refusing without confirmation") as info:
+        backup.restore("dev", created.path)
+    assert "--yes" in str(info.value)
+    assert state(dev) == before
+
+
+# --- consistency while the app writes ---------------------------------------------------------
+
+
+def test_a_delete_racing_the_backup_waits_and_its_file_is_archived(
+    dev: Env,
+    redis_url: str,  # noqa: F811
+) -> None:
+    from backend.core.config import BackendSettings
+    from backend.main import create_app
+
+    ids = seed(dev, 3)
+    victim = ids[1]
+    settings = BackendSettings(
+        database_url=(dev.root / ".env.dev").read_text().split("DATABASE_URL=")[1].split()[0],
+        redis_url=redis_url,
+        api_token=API_TOKEN,
+        media_dir=dev.media,
+        whisper_url=f"127.0.0.1:{free_port()}",
+        llm_url=f"http://127.0.0.1:{free_port()}",
+    )
+    outcome: dict[str, Any] = {}
+
+    with ApiServer(create_app(settings)) as api:
+
+        def delete() -> None:
+            with httpx.Client(base_url=api.url, timeout=60) as client:
+                response = client.delete(
+                    f"/api/v1/meetings/{victim}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+                )
+                outcome["status"] = response.status_code
+                outcome["at"] = time.monotonic()
+
+        deleter = threading.Thread(target=delete)
+
+        def race() -> None:
+            # The snapshot has the victim; its DELETE now arrives and must wait for the backup.
+            deleter.start()
+            time.sleep(1.0)
+            assert deleter.is_alive(), "the delete went through while the backup held the rows"
+            outcome["released"] = time.monotonic()
+
+        created = backup.create("dev", after_snapshot=race)
+        deleter.join(30)
+
+    assert outcome["status"] == 204 and outcome["at"] > outcome["released"]
+    assert not (dev.media / f"{victim.hex}.wav").exists(), "the API deleted it afterwards"
+    archived = {p.name for p in created.manifest.media_parts}
+    assert f"media/{victim.hex}.wav" in archived
+    assert created.manifest.row_counts["public.meetings"] == 3
+
+    backup.restore("dev", created.path, yes=True)
+    assert (dev.media / f"{victim.hex}.wav").exists()
+    assert len(state(dev)["rows"]["meetings"]) == 3
+
+
+def test_backups_during_concurrent_uploads_and_deletes_are_consistent(
+    dev: Env,
+    redis_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from backend.core.config import BackendSettings
+    from backend.main import create_app
+
+    seed(dev, 5)
+    settings = BackendSettings(
+        database_url=(dev.root / ".env.dev").read_text().split("DATABASE_URL=")[1].split()[0],
+        redis_url=redis_url,
+        api_token=API_TOKEN,
+        media_dir=dev.media,
+        whisper_url=f"127.0.0.1:{free_port()}",
+        llm_url=f"http://127.0.0.1:{free_port()}",
+    )
+    stop = threading.Event()
+    done: dict[str, int] = {"uploads": 0, "deletes": 0}
+    errors: list[str] = []
+
+    def writer(api: ApiServer, number: int) -> None:
+        rng = random.Random(number)
+        headers = {"Authorization": f"Bearer {API_TOKEN}"}
+        mine: list[str] = []
+        with httpx.Client(base_url=api.url, headers=headers, timeout=60) as client:
+            while not stop.is_set():
+                if mine and rng.random() < 0.4:
+                    response = client.delete(f"/api/v1/meetings/{mine.pop(0)}")
+                    key, expected = "deletes", 204
+                else:
+                    files = {"file": ("m.wav", wav(seed=rng.getrandbits(32)), "audio/wav")}
+                    response = client.post("/api/v1/meetings", files=files)
+                    key, expected = "uploads", 202
+                    if response.status_code == 202:
+                        mine.append(response.json()["id"])
+                if response.status_code != expected:
+                    errors.append(f"{response.status_code}: {response.text}")
+                done[key] += 1
+
+    archives = []
+    with ApiServer(create_app(settings)) as api:
+        threads = [threading.Thread(target=writer, args=(api, n)) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(0.5)
+            for _ in range(3):
+                archives.append(backup.create("dev", verify_after=False))
+                time.sleep(0.3)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+    assert not errors, errors[:3]
+    assert done["uploads"] > 10 and done["deletes"] > 3, done
+
+    for created in archives:
+        result = backup.verify(created.path, drill=True)
+        assert result.ok, result.problems
+        manifest = created.manifest
+        assert manifest.media_missing == []
+        assert len(manifest.media_parts) == manifest.row_counts["public.meetings"]
+
+    last = archives[-1]
+    backup.restore("dev", last.path, yes=True)
+    with psycopg.connect(dev.url) as conn:
+        rows = conn.execute("SELECT media_filename, size_bytes FROM meetings").fetchall()
+    assert len(rows) == last.manifest.row_counts["public.meetings"]
+    for name, size in rows:
+        assert (dev.media / name).stat().st_size == size, f"{name} of a restored meeting"
+    assert sorted(p.name for p in dev.media.iterdir()) == sorted(n for n, _ in rows)
+
+
+# --- verify, drill, list, retention -----------------------------------------------------------
+
+
+def test_verify_and_drill(dev: Env, capsys) -> None:
+    seed(dev, 2)
+    created = backup.create("dev", verify_after=False)
+    assert archive.verification_state(created.path) == "no"
+
+    assert backup.verify(created.path).ok
+    assert archive.verification_state(created.path) == "verified"
+
+    before = databases(dev)
+    drilled = backup.verify(created.path, drill=True)
+    assert drilled.ok and drilled.drilled, drilled.problems
+    assert "rows in" in drilled.detail and "scratch dropped" in drilled.detail
+    assert databases(dev) == before, "the scratch database is dropped"
+    assert archive.verification_state(created.path) == "drilled"
+
+    wrong = repack(
+        created.path,
+        created.path.with_name("mi-dev-20000101T000000.000Z.tar"),
+        lambda m: m["row_counts"].update({"public.action_items": 7}),
+    )
+    result = backup.verify(wrong)
+    assert result.ok, "checksums alone cannot see a wrong count"
+    result = backup.verify(wrong, drill=True)
+    assert not result.ok
+    assert result.problems == [
+        "drill: public.action_items: 2 rows after restore, the manifest says 7"
+    ]
+    assert archive.verification_state(wrong) == "FAILED"
+    assert databases(dev) == before
+
+    os.utime(created.path)  # touched after its check: the record no longer vouches for it
+    assert archive.verification_state(created.path) == "stale"
+
+
+def test_list_and_retention(dev: Env, capsys) -> None:
+    seed(dev, 1)
+    first = backup.create("dev").path
+    second = backup.create("dev", verify_after=False).path
+    add_meeting(dev, "one more", seed=4)
+    third = backup.create("dev").path
+    (first.parent / f".{first.name}.partial").write_bytes(b"half an archive")
+
+    rows = backup.list_backups("dev")
+    assert [r["name"] for r in rows] == [third.name, second.name, first.name]
+    newest = rows[0]
+    assert newest["verified"] == "verified" and rows[1]["verified"] == "no"
+    assert newest["revision"] == db.status("dev")[1]
+    assert newest["media"] == 2 and rows[2]["media"] == 1
+    assert newest["age"].endswith("s") and str(newest["size"]).endswith("KiB")
+
+    fourth = backup.create("dev", keep=2)
+    remaining = sorted(p.name for p in (dev.root / "backups" / "dev").iterdir())
+    assert remaining == sorted(
+        [
+            third.name,
+            archive.sidecar_path(third).name,
+            fourth.path.name,
+            archive.sidecar_path(fourth.path).name,
+            ".lock",
+        ]
+    ), "the two oldest went, with their records; the crashed partial was cleaned up"
+    assert fourth.deleted == [first, second]
+
+    third.write_bytes(third.read_bytes()[:2000])
+    listed = {r["name"]: r for r in backup.list_backups("dev")}
+    assert listed[third.name]["verified"] == "unreadable"
+
+
+def test_a_second_backup_of_the_same_env_waits_its_turn(dev: Env) -> None:
+    seed(dev, 1)
+    with backup._exclusive("dev"), pytest.raises(OpsError, match="another backup or restore"):
+        backup.create("dev")
+
+
+def test_no_partial_archive_survives_a_failed_backup(dev: Env, monkeypatch) -> None:
+    seed(dev, 2)
+
+    def boom(*args: object, **kwargs: object) -> object:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(archive.ArchiveWriter, "finish", boom)
+    with pytest.raises(OSError, match="disk full"):
+        backup.create("dev")
+    left = list((dev.root / "backups" / "dev").iterdir())
+    assert [p.name for p in left] == [".lock"]
+    assert not [p for p in dev.media.parent.iterdir() if p.name.startswith(".media.")]
+
+
+# --- the safety backup before staging/prod schema changes -------------------------------------
+
+
+@pytest.fixture
+def staging(scratch_root: Path, database_url: str, tmp_path: Path) -> Iterator[Env]:  # noqa: F811
+    yield configure(scratch_root, "staging", database_url, tmp_path / "staging-media")
+
+
+def test_schema_changes_on_staging_take_a_verified_backup_first(staging: Env, capsys) -> None:
+    take = db.safety_backup("staging", skip=False)
+    assert take is not None
+    assert db.safety_backup("staging", skip=True) is None
+    assert db.safety_backup("dev", skip=False) is None
+
+    add_meeting(staging, "kept safe", seed=1)
+    message = db.downgrade("staging", "base", backup=take)
+    assert "to base" in message
+    out = capsys.readouterr().out
+    assert "safety backup: " in out
+    path = Path(out.split("safety backup: ", 1)[1].splitlines()[0])
+    assert path.parent == staging.root / "backups" / "staging"
+    assert archive.verification_state(path) == "verified"
+
+    backup.restore("staging", path, yes=True)
+    assert [r["title"] for r in state(staging)["rows"]["meetings"]] == ["kept safe"]
