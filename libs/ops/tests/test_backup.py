@@ -645,3 +645,30 @@ def test_schema_changes_on_staging_take_a_verified_backup_first(staging: Env, ca
 
     backup.restore("staging", path, yes=True)
     assert [r["title"] for r in state(staging)["rows"]["meetings"]] == ["kept safe"]
+
+
+def test_a_restore_that_fails_after_the_swap_puts_the_previous_data_back(
+    dev: Env, monkeypatch
+) -> None:
+    from ops import backup_targets
+
+    seed(dev, 2)
+    created = backup.create("dev")
+    add_meeting(dev, "only in the live data", seed=7)
+    before, dbs_before = state(dev), databases(dev)
+    calls: list[str] = []
+
+    def unhealthy(self: object, names: object, timeout: float) -> None:
+        calls.append("start")
+        if len(calls) == 1:  # the restored stack does not come up; the rolled-back one does
+            raise OpsError("not healthy after 120s: backend: 503")
+
+    monkeypatch.setattr(backup_targets.NoApps, "stop", lambda self: ["backend", "worker"])
+    monkeypatch.setattr(backup_targets.NoApps, "start", unhealthy)
+    with pytest.raises(OpsError, match="restore failed and was rolled back: not healthy") as info:
+        backup.restore("dev", created.path, yes=True)
+    assert "runs on its previous data" in str(info.value)
+    assert calls == ["start", "start"]
+    assert state(dev) == before
+    assert databases(dev) == dbs_before
+    assert not [p for p in dev.media.parent.iterdir() if p.name.startswith(".media.")]
