@@ -278,8 +278,9 @@ def backup_list(c: Context, env: str = "dev", json: bool = False) -> None:
     elif not rows:
         print(f"no backups of {env} in {backup.backups_dir(env)}; `inv backup --env {env}`")  # noqa: T201
     else:
-        columns = ["name", "age", "size", "revision", "media", "verified"]
+        columns = ["name", "age", "size", "revision", "verified"]
         console.print_table(f"{env} backups", columns, rows, status_key="verified")
+        print(f"in {backup.backups_dir(env)}; --json shows more")  # noqa: T201
 
 
 @task(
