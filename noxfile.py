@@ -65,7 +65,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every member's tests and the cross-service tests in tests/ (not the e2e ones)."""
-    install_locked(session, "test")
+    # dev, not just test: the tests drive grpcio-tools (stale stubs) and pre-commit (hooks).
+    install_locked(session, "dev")
     # tests/infra belongs to the infra session; e2e to its own.
     session.run("pytest", "-m", "not e2e", "--ignore=tests/infra", *session.posargs)
 

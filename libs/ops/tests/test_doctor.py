@@ -19,9 +19,8 @@ def busy_port():
         yield sock.getsockname()[1]
 
 
-def test_a_taken_port_fails_and_names_the_key_to_change(busy_port, tmp_path, monkeypatch):
-    monkeypatch.setattr(doctor.envfile, "path_for", lambda env: tmp_path / f".env.{env}")
-    (tmp_path / ".env.dev").write_text(f"BACKEND_PORT={busy_port}\n")
+def test_a_taken_port_fails_and_names_the_key_to_change(busy_port, scratch_root):
+    (scratch_root / ".env.dev").write_text(f"BACKEND_PORT={busy_port}\n")
 
     findings = {f.check: f for f in doctor.check_ports("dev")}
 
@@ -31,9 +30,8 @@ def test_a_taken_port_fails_and_names_the_key_to_change(busy_port, tmp_path, mon
     assert "BACKEND_PORT" in backend.fix and ".env.dev" in backend.fix
 
 
-def test_a_malformed_env_file_is_an_error_with_its_line_number(tmp_path, monkeypatch):
-    monkeypatch.setattr(doctor.envfile, "path_for", lambda env: tmp_path / f".env.{env}")
-    (tmp_path / ".env.dev").write_text("API_TOKEN=x\nthis is not a setting\n")
+def test_a_malformed_env_file_is_an_error_with_its_line_number(scratch_root):
+    (scratch_root / ".env.dev").write_text("API_TOKEN=x\nthis is not a setting\n")
     with pytest.raises(OpsError, match="line 2"):
         doctor.check_ports("dev")
 
@@ -73,7 +71,7 @@ def test_envs_use_distinct_ports():
     assert not (ports[0] & ports[1]) and not (ports[1] & ports[2]) and not (ports[0] & ports[2])
 
 
-def test_inv_doctor_exits_non_zero_when_a_port_is_taken(busy_port, tmp_path):
+def test_inv_doctor_exits_non_zero_when_a_port_is_taken(tmp_path):
     uv_dir = Path(shutil.which("uv") or "/usr/bin/uv").parent
     env = {"PATH": f"{sys.prefix}/bin:{uv_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
     repo = doctor.project.root()

@@ -599,9 +599,10 @@ def _swap(
     suffix = f"_before_{stamp}"
     previous = live[: PG_IDENTIFIER_MAX - len(suffix)] + suffix
     migrated_from = None
+    started = time.monotonic()
     stopped = target.apps.stop()
     if stopped:
-        say(f"stopped {', '.join(stopped)}")
+        say(f"stopped {', '.join(stopped)} ({_elapsed(started)})")
     moved_old = moved_new = False
     media_token: object | None = None
     try:
@@ -618,6 +619,7 @@ def _swap(
             target.apps.migrate()
             migrated_from = manifest.alembic_revision
             say(f"migrated the restored database from {migrated_from or 'empty'} to {head}")
+        swapped = time.monotonic()
         target.apps.start(stopped, timeout)
     except BaseException as exc:
         say(f"restore failed ({exc}); putting the previous data back")
@@ -634,7 +636,7 @@ def _swap(
     if media_token is not None:
         target.media.finish(media_token)
     if stopped:
-        say(f"started {', '.join(stopped)} again: healthy")
+        say(f"started {', '.join(stopped)} again: healthy ({_elapsed(swapped)})")
     return migrated_from
 
 

@@ -118,7 +118,7 @@ class StackSettings(BaseSettings):
     )
     whisper_model_dir: str = Field(
         ".models/dev/whisper",
-        description="CTranslate2 whisper model directory, relative to the repo (`inv models.pull`).",
+        description="CTranslate2 whisper model dir, relative to the repo (`inv models.pull`).",
     )
     whisper_device: Literal["cpu", "cuda"] = Field(
         "cpu", description="cuda fails loudly when no GPU is present."
