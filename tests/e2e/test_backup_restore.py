@@ -197,8 +197,8 @@ def test_backup_and_restore_a_running_stack(stack, inv) -> None:
     try:
         restored = inv("backup.restore", "--env", "dev", "--from", path, "--yes")
         assert restored.returncode == 0, f"{restored.stdout}\n{restored.stderr}"
-        assert "stopped backend, worker" in restored.stdout
-        assert "started backend, worker again: healthy" in restored.stdout
+        assert "stopped backend, worker (" in restored.stdout
+        assert "started backend, worker again: healthy (" in restored.stdout
         with pytest.raises(psycopg.OperationalError):
             holder.execute("SELECT 1")
     finally:

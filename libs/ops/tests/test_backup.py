@@ -672,3 +672,25 @@ def test_a_restore_that_fails_after_the_swap_puts_the_previous_data_back(
     assert state(dev) == before
     assert databases(dev) == dbs_before
     assert not [p for p in dev.media.parent.iterdir() if p.name.startswith(".media.")]
+
+
+def test_an_unreachable_database_says_to_start_the_stack(scratch_root: Path, tmp_path) -> None:
+    envfile.setup("dev")
+    path = scratch_root / ".env.dev"
+    port = free_port()  # nothing listens there
+    path.write_text(path.read_text().replace("POSTGRES_PORT=5433", f"POSTGRES_PORT={port}"))
+    with pytest.raises(OpsError, match="the database does not answer") as info:
+        backup.create("dev")
+    assert "inv up --env" in str(info.value)
+    assert [p.name for p in (scratch_root / "backups" / "dev").iterdir()] == [".lock"]
+
+
+def test_verifying_a_file_that_is_no_backup_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text("not an archive")
+    result = backup.verify(other)
+    assert not result.ok
+    assert any("truncated or damaged" in p for p in result.problems)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    with pytest.raises(OpsError, match="no backup archive at"):
+        backup.verify(tmp_path / "missing.tar")

@@ -25,7 +25,6 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -371,11 +370,6 @@ def _copy_hashing(fh: IO[bytes], target: Path | None, mtime: float) -> Part:
     if target is not None:
         os.utime(target, (mtime, mtime))
     return Part("", size, digest.hexdigest())
-
-
-def iter_media(directory: Path, names: list[str]) -> Iterator[tuple[str, Path]]:
-    for name in names:
-        yield media_member(name), directory / name
 
 
 # --- verification records next to the archive -------------------------------------------------

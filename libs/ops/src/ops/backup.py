@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shutil
 import subprocess
 import tempfile
@@ -39,7 +40,7 @@ from pathlib import Path
 
 from ops import archive, environments, project
 from ops.archive import ArchiveWriter, Manifest
-from ops.backup_targets import Target, for_env
+from ops.backup_targets import NoApps, Target, for_env
 from ops.errors import OpsError
 from ops.pgclient import (
     PgError,
@@ -379,17 +380,21 @@ def verify(path: Path | str, *, drill: bool = False, env: str | None = None) -> 
             except OpsError as exc:
                 verified.ok = False
                 verified.problems.append(f"drill: {exc.problem}")
-    archive.record_verification(
-        archive_path,
-        ok=verified.ok,
-        drill=verified.drilled,
-        problems=verified.problems,
-        detail=verified.detail,
-    )
+    _record(archive_path, verified.ok, verified.drilled, verified.problems, verified.detail)
     if verified.ok:
         what = "checksums and a restore drill" if verified.drilled else "checksums"
         say(f"{archive_path.name}: intact ({what}, {_elapsed(started)})")
     return verified
+
+
+def _record(path: Path, ok: bool, drill: bool, problems: list[str], detail: str = "") -> None:
+    """Note the result next to the archive for `inv backup.list` (only next to archives)."""
+    if not archive.is_archive_name(path.name):
+        return
+    try:
+        archive.record_verification(path, ok=ok, drill=drill, problems=problems, detail=detail)
+    except OSError as exc:
+        say(f"note: could not record the result next to {path.name}: {exc}")
 
 
 def _scratch_name(database: str, kind: str) -> str:
@@ -537,17 +542,24 @@ def restore(
         media_dir = target.media.restore_dir(work)
         incoming = _scratch_name(target.database, "restore")
         try:
+            media_bytes = sum(p.size for p in manifest.media_parts)
+            _require_space(work, manifest.size - media_bytes)
+            _require_space(media_dir, media_bytes)
             result = archive.scan(archive_path, dump_to=work / archive.DUMP, media_to=media_dir)
-            archive.record_verification(
-                archive_path, ok=result.ok, drill=False, problems=result.problems
-            )
+            _record(archive_path, result.ok, False, result.problems)
             if not result.ok:
                 raise OpsError(
                     "refusing to restore, the archive is not intact: " + "; ".join(result.problems),
-                    "nothing was changed; restore another backup (`inv backup.list`)",
+                    f"nothing was changed; restore another backup (`inv backup.list --env {env}`)",
                 )
             say(f"verified and unpacked {archive_path.name} in {_elapsed(started)}")
-            _restore_into(target, incoming, work / archive.DUMP)
+            try:
+                _restore_into(target, incoming, work / archive.DUMP)
+            except PgError as exc:
+                raise OpsError(
+                    f"refusing to restore, the dump does not load: {exc.problem}",
+                    exc.fix or "nothing was changed; `inv backup.verify --drill` shows the same",
+                ) from None
             problems = _compare_with_manifest(target, incoming, manifest)
             if problems:
                 raise OpsError(
@@ -556,6 +568,9 @@ def restore(
                     "nothing was changed; run `inv backup.verify --drill` on the archive",
                 )
             say(f"restored the dump into {incoming} and checked it ({_elapsed(started)})")
+            # The unpacked media must be on disk before the old copy can be deleted; syncing
+            # here, while the old stack still serves, keeps it out of the downtime.
+            os.sync()
             migrated_from = _swap(target, incoming, media_dir, manifest, timeout)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -567,6 +582,17 @@ def restore(
     seconds = time.monotonic() - started
     say(f"restored {env} from {archive_path.name} in {seconds:.1f}s")
     return Restored(archive_path, manifest, seconds, migrated_from)
+
+
+def _require_space(directory: Path, needed: int) -> None:
+    """Unpacking must not fill the disk the live data is on; 10% and 64 MiB to spare."""
+    free = shutil.disk_usage(directory).free
+    if needed * 1.1 + 64 * 1024 * 1024 > free:
+        raise OpsError(
+            f"not enough space to unpack the backup in {directory}: it needs "
+            f"{_size(needed)}, {_size(free)} is free",
+            "free some disk space (old backups: `inv backup --keep N`), nothing was changed",
+        )
 
 
 def _terminate(admin: PsqlSession, database: str, timeout: float = 30) -> None:
@@ -600,6 +626,8 @@ def _swap(
     previous = live[: PG_IDENTIFIER_MAX - len(suffix)] + suffix
     migrated_from = None
     started = time.monotonic()
+    if isinstance(target.apps, NoApps):
+        say(target.apps.description)
     stopped = target.apps.stop()
     if stopped:
         say(f"stopped {', '.join(stopped)} ({_elapsed(started)})")

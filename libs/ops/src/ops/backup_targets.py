@@ -356,7 +356,7 @@ class NoApps:
     """No stack of ours runs the apps (e.g. a database reached directly): data only."""
 
     database_url: str
-    description: str = "no running app services found: only the data is restored"
+    description: str = "no app services of ours run (the stack is not up): data only"
 
     def stop(self) -> list[str]:
         return []

@@ -40,11 +40,20 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+UNREACHABLE = ("connection to server", "could not connect", "could not translate host name")
+UNREACHABLE_FIX = (
+    "is the stack up (`inv ps --env <env>`, `inv up --env <env>`)? "
+    "Otherwise check DATABASE_URL / POSTGRES_* in .env.<env>"
+)
+
+
 class PgError(OpsError):
     """A client tool or statement failed; `detail` is the server's message."""
 
     def __init__(self, what: str, detail: str, fix: str = "") -> None:
         self.detail = detail
+        if not fix and any(marker in detail for marker in UNREACHABLE):
+            what, fix = "the database does not answer", UNREACHABLE_FIX
         super().__init__(f"{what}: {detail}", fix)
 
 
