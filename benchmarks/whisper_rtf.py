@@ -165,7 +165,7 @@ def bench_engine(engine: Engine, clip: Path, said: str, runs: int) -> dict[str, 
     }
 
 
-def bench_grpc(env: dict[str, str], clip: Path, runs: int) -> dict[str, Any]:
+def bench_grpc(env: dict[str, str], clip: Path, said: str, runs: int) -> dict[str, Any]:
     """A real server subprocess; the client's wall time per file."""
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp, "server.log")
@@ -183,12 +183,14 @@ def bench_grpc(env: dict[str, str], clip: Path, runs: int) -> dict[str, Any]:
 
                 server_side: list[float] = []
                 audio_seconds: list[float] = []
+                texts: list[str] = []
 
                 def measure() -> float:
                     started = time.perf_counter()
                     transcript = client.transcribe_file(clip)
                     server_side.append(transcript.processing_seconds)
                     audio_seconds.append(transcript.audio_seconds)
+                    texts.append(transcript.text)
                     return time.perf_counter() - started
 
                 median, times = median_of(runs, measure)
@@ -203,6 +205,7 @@ def bench_grpc(env: dict[str, str], clip: Path, runs: int) -> dict[str, Any]:
         "rtf": round(median / seconds, 3),
         "server_rtf": round(statistics.median(server_side) / seconds, 3),
         "runs": [round(t, 3) for t in times],
+        "wer": round(word_error_rate(said, texts[-1]), 3),
     }
 
 
@@ -277,7 +280,7 @@ def main() -> int:
                 "WHISPER_METRICS_PORT": "0",
                 "WHISPER_WORKERS": "1",
             }
-            results.append({"engine": "pocketsphinx", **bench_grpc(env, clip, args.runs)})
+            results.append({"engine": "pocketsphinx", **bench_grpc(env, clip, said, args.runs)})
 
         if faster_whisper_engine.has_model(args.model_dir):
             fw = faster_whisper_engine.load(args.model_dir, "cpu", "int8", workers=1)
