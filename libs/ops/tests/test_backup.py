@@ -240,7 +240,7 @@ def test_restore_brings_back_exactly_the_backup_moment(dev: Env) -> None:
     restored = backup.restore("dev", created.path, yes=True)
 
     assert state(dev) == before
-    assert restored.migrated_from is None
+    assert restored.migrated_to is None, "a backup at head needs no migration"
     leftovers = {d for d in databases(dev) if "_restore_" in d or "_before_" in d}
     assert not leftovers, "scratch and previous databases are dropped after success"
     assert not [p for p in dev.media.parent.iterdir() if p.name.startswith(".media.")]
@@ -276,7 +276,7 @@ def test_backup_of_an_older_revision_is_migrated_forward(
     assert created.manifest.row_counts == {}
     restored = backup.restore("dev", created.path, yes=True)
     head = db.status("dev")[1]
-    assert restored.migrated_from is None and db.status("dev") == (head, head)
+    assert restored.migrated_to == head and db.status("dev") == (head, head)
     assert "meetings" in str(state(env)["rows"].keys())
 
 
@@ -694,3 +694,29 @@ def test_verifying_a_file_that_is_no_backup_says_so_and_writes_nothing(tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     with pytest.raises(OpsError, match="no backup archive at"):
         backup.verify(tmp_path / "missing.tar")
+
+
+def test_a_delete_between_snapshot_and_lock_makes_the_backup_start_over(
+    dev: Env, monkeypatch
+) -> None:
+    from ops import pgclient
+
+    ids = seed(dev, 3)
+    queries: list[str] = []
+    original = pgclient.PsqlSession.value
+
+    def value(self: pgclient.PsqlSession, sql: str, **kw: Any) -> str | None:
+        answer = original(self, sql, **kw)
+        queries.append(sql)
+        if "to_regclass('public.meetings')" in sql and len(queries) == 1:
+            # The snapshot now exists; this delete commits before the rows are locked.
+            delete_meeting(dev, ids[0])
+        return answer
+
+    monkeypatch.setattr(pgclient.PsqlSession, "value", value)
+    created = backup.create("dev")
+    attempts = [q for q in queries if "to_regclass('public.meetings')" in q]
+    assert len(attempts) == 2, "the first attempt hit a serialization failure"
+    assert created.manifest.row_counts["public.meetings"] == 2
+    assert f"media/{ids[0].hex}.wav" not in {p.name for p in created.manifest.media_parts}
+    assert created.manifest.media_missing == []

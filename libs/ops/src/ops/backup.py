@@ -483,7 +483,7 @@ class Restored:
     path: Path
     manifest: Manifest
     seconds: float
-    migrated_from: str | None = None
+    migrated_to: str | None = None  # the head revision, when the backup was older
 
 
 def _known_revisions() -> tuple[list[str], str]:
@@ -571,7 +571,7 @@ def restore(
             # The unpacked media must be on disk before the old copy can be deleted; syncing
             # here, while the old stack still serves, keeps it out of the downtime.
             os.sync()
-            migrated_from = _swap(target, incoming, media_dir, manifest, timeout)
+            migrated_to = _swap(target, incoming, media_dir, manifest, timeout)
         except BaseException:
             with contextlib.suppress(Exception):
                 _drop(target, incoming)
@@ -581,7 +581,7 @@ def restore(
             shutil.rmtree(work, ignore_errors=True)
     seconds = time.monotonic() - started
     say(f"restored {env} from {archive_path.name} in {seconds:.1f}s")
-    return Restored(archive_path, manifest, seconds, migrated_from)
+    return Restored(archive_path, manifest, seconds, migrated_to)
 
 
 def _require_space(directory: Path, needed: int) -> None:
@@ -624,7 +624,7 @@ def _swap(
     stamp = archive.utc_now().strftime("%Y%m%d%H%M%S")
     suffix = f"_before_{stamp}"
     previous = live[: PG_IDENTIFIER_MAX - len(suffix)] + suffix
-    migrated_from = None
+    migrated_to = None
     started = time.monotonic()
     if isinstance(target.apps, NoApps):
         say(target.apps.description)
@@ -645,8 +645,11 @@ def _swap(
         _, head = _known_revisions()
         if manifest.alembic_revision != head:
             target.apps.migrate()
-            migrated_from = manifest.alembic_revision
-            say(f"migrated the restored database from {migrated_from or 'empty'} to {head}")
+            migrated_to = head
+            say(
+                f"migrated the restored database from "
+                f"{manifest.alembic_revision or 'an empty schema'} to {head}"
+            )
         swapped = time.monotonic()
         target.apps.start(stopped, timeout)
     except BaseException as exc:
@@ -665,7 +668,7 @@ def _swap(
         target.media.finish(media_token)
     if stopped:
         say(f"started {', '.join(stopped)} again: healthy ({_elapsed(swapped)})")
-    return migrated_from
+    return migrated_to
 
 
 def _undo(
