@@ -89,6 +89,7 @@ def test_pocketsphinx_refuses_other_languages(sphinx: PocketsphinxEngine, alice_
         sphinx.transcribe(load_audio(alice_wav), language="fr", should_stop=never)
 
 
+@pytest.mark.slow
 def test_pocketsphinx_is_safe_from_many_threads(
     sphinx: PocketsphinxEngine, alice_wav: Path, team_wav: Path
 ) -> None:

@@ -88,6 +88,7 @@ def test_each_format_transcribes(
     assert {"budget", "report", "friday"} <= words(reply.text), (fmt, reply.text)
 
 
+@pytest.mark.slow
 def test_concurrent_requests_each_get_their_own_transcript(
     server: Any, alice_wav: Path, team_wav: Path, helpers: type
 ) -> None:
