@@ -19,6 +19,14 @@ STATUS_STYLE = {
     "exited": "red",
     "unhealthy": "bold red",
     "stopped": "dim",
+    "verified": "green",
+    "drilled": "green",
+    "present": "green",
+    "missing": "bold red",
+    "stale": "yellow",
+    "unverified": "yellow",
+    "failed": "bold red",
+    "unreadable": "bold red",
 }
 
 
@@ -42,7 +50,7 @@ def print_table(
         cells = []
         for column in columns:
             value = escape("" if row.get(column) is None else str(row[column]))
-            style = STATUS_STYLE.get(value) if column == status_key else None
+            style = STATUS_STYLE.get(value.lower()) if column == status_key else None
             if style:
                 value = f"[{style}]{value}[/]"
             cells.append(value)

@@ -141,7 +141,11 @@ def _whisper_status(env: str, pin: WhisperPin, values: dict[str, str], *, verify
     staged = model_files.staged_bytes(pin, target)
     if staged:
         detail += f"; {staged} bytes of an interrupted pull wait to be resumed"
-    row = _whisper_row(env, pin, target, found.state, "fail", detail)
+    # auto runs pocketsphinx until the model is there: missing is a note, not a failure.
+    optional = values.get("WHISPER_ENGINE", "auto") == "auto" and found.state == "missing"
+    if optional:
+        detail += " (WHISPER_ENGINE=auto uses pocketsphinx meanwhile)"
+    row = _whisper_row(env, pin, target, found.state, "warn" if optional else "fail", detail)
     row.fix = _whisper_fix(env, pin, target, found.state)
     return row
 
