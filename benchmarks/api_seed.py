@@ -172,6 +172,8 @@ def seed(url: str, count: int, *, seed: int = 7) -> Seeded:
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
+        # Write the freshly loaded pages out now, not during the measurement.
+        conn.execute("CHECKPOINT")
 
     # What people search for: mostly specific topics, some single popular words.
     query_rng = random.Random(seed + 2)
