@@ -90,6 +90,16 @@ def infra(session: nox.Session) -> None:
 
 
 @nox.session
+def containers(session: nox.Session) -> None:
+    """The stack as real containers (not in the default sessions; minutes): start or reuse a
+    Docker engine, build local stand-ins for the images no registry answers for
+    (scripts/airgap), build the service images, run a meeting through `inv up --runtime compose`
+    (dev, then staging's production images), `inv down --volumes`; stop the engine it started."""
+    install_locked(session, "dev")
+    session.run("pytest", "tests/containers", *session.posargs, env={"MI_CONTAINERS": "1"})
+
+
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy on every workspace member (configured in pyproject.toml)."""
     install_locked(session, "typecheck", "dev")

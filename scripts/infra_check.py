@@ -4,7 +4,7 @@
     python scripts/infra_check.py [--root DIR]
 
 1. compose-spec: every compose file against check-jsonschema's vendored compose-spec schema.
-2. hadolint: every service Dockerfile.
+2. hadolint: every service Dockerfile and the air-gapped stand-ins' (scripts/airgap/images).
 3. policy: each environment's merged config (the real `docker-compose ... config`, which merges
    the overlay and interpolates a throwaway env file generated from ops.envschema) and the
    Dockerfiles, against the rules in RULES.
@@ -44,6 +44,7 @@ RULES = {
     "no-default-secrets": "no secret in the merged config is a default or placeholder",
     "container-addresses": "services get container-network URLs, never the host's 127.0.0.1",
     "image-tag": "every image is tagged, and never :latest",
+    "image-variable": "third-party images are ${NAME_IMAGE:-default}: air-gapped stand-ins fit in",
     "build-target": "every build names an existing Dockerfile stage",
     "loopback-ports": "dev and staging publish ports on 127.0.0.1 only",
     "env-ports": "published host ports are the env file's *_PORT values",
@@ -76,6 +77,8 @@ ENV_PORTS = {
     "postgres": {"POSTGRES_PORT": 5432},
     "redis": {"REDIS_PORT": 6379},
 }
+# A third-party image as compose files must write it: `${POSTGRES_IMAGE:-pgvector/pgvector:pg16}`.
+IMAGE_VARIABLE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*_IMAGE:-[^}]+\}$")
 RESTARTING = frozenset({"always", "unless-stopped", "on-failure"})
 PLACEHOLDER_VALUES = frozenset({"change-me", "changeme", "secret", "password", "example", "todo"})
 # Paths that must never reach a build context (each checked against .dockerignore).
@@ -192,7 +195,9 @@ def check_schema(root: Path, files: Iterable[Path] | None = None) -> list[Violat
 
 
 def check_hadolint(root: Path, files: Iterable[Path] | None = None) -> list[Violation]:
-    targets = list(files) if files is not None else dockerfiles(root)
+    # The services' Dockerfiles and those of the air-gapped stand-ins (scripts/airgap).
+    standins = sorted(root.glob("scripts/airgap/images/*/Dockerfile"))
+    targets = list(files) if files is not None else [*dockerfiles(root), *standins]
     if not targets:
         return []
     config = root / ".hadolint.yaml"
@@ -318,6 +323,16 @@ def check_config(
             add(name, "image", "image-tag", f"{name} has neither image nor build")
         elif image and tag in {None, "latest"}:
             add(name, "image", "image-tag", f"{name} uses {image!r}: pin a version tag")
+
+        written = (raw[declaring(raw, name, "image")].get(name) or {}).get("image")
+        if written and "build" not in svc and not IMAGE_VARIABLE.match(str(written)):
+            add(
+                name,
+                "image",
+                "image-variable",
+                f"{name} uses {written!r}: write ${{{name.upper().replace('-', '_')}_IMAGE:-"
+                f"{written}}} so a local registry or stand-in can replace it",
+            )
 
         build = svc.get("build")
         if build:

@@ -209,7 +209,23 @@ COMPOSE_BREAKAGES = [
         BASE,
         "build-target",
     ),
-    (BASE, "image: redis:7.4-alpine", "image: redis:latest", "prod", BASE, "image-tag"),
+    # Third-party images are variables (air-gapped stand-ins); the default is what is judged.
+    (
+        BASE,
+        "image: ${REDIS_IMAGE:-redis:7.4-alpine}",
+        "image: ${REDIS_IMAGE:-redis:latest}",
+        "prod",
+        BASE,
+        "image-tag",
+    ),
+    (
+        PROD,
+        "image: ${NGINX_IMAGE:-nginx:1.28-alpine}",
+        "image: nginx:1.28-alpine",
+        "prod",
+        PROD,
+        "image-variable",
+    ),
     (
         BASE,
         "    depends_on:\n      migrate:\n        condition: service_completed_successfully",
