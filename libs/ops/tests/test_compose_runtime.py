@@ -347,6 +347,19 @@ def test_a_failing_compose_command_reports_its_exit_code_and_where_to_look(stand
     assert "docker compose -p mi-staging" in err.value.fix
 
 
+def test_a_failing_build_points_at_the_build_not_at_the_stack(stand, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "1")
+    _with_env_file("staging")
+
+    with pytest.raises(OpsError) as err:
+        ComposeRuntime().build("staging", "backend")
+
+    assert "could not build backend for staging (exit 17)" in err.value.problem
+    assert "inv logs" not in err.value.fix
+    assert "scripts/airgap/images.py services --env staging" in err.value.fix
+    assert "docker compose -p mi-staging" in err.value.fix
+
+
 def test_without_an_env_file_ps_and_down_still_find_the_project_by_name(stand):
     ComposeRuntime().ps("staging")
     ComposeRuntime().down("staging", volumes=False)

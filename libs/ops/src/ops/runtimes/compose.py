@@ -244,7 +244,14 @@ class ComposeRuntime:
         envfile.prepare(env)
         self._require_engine()
         what = f"build {service or 'the images'} for {env}"
-        self._run(env, build_command(service), profiles=self.profiles, what=what)
+        # A failed build is not a stack problem: ps/logs show nothing about it.
+        fix = (
+            "the build output above names the failing step and service. `docker compose build` "
+            "needs the buildx plugin (BuildKit: cache and secret mounts); without it, "
+            f"`uv run python scripts/airgap/images.py services --env {env}` builds the same "
+            "images with a BuildKit-capable docker CLI"
+        )
+        self._run(env, build_command(service), profiles=self.profiles, what=what, fix=fix)
 
     def argv(self, env: str, command: Sequence[str], *, profiles: Iterable[str] = ()) -> list[str]:
         """The argv this runtime runs for `command` (with the CLI found on this machine).
@@ -269,6 +276,7 @@ class ComposeRuntime:
         profiles: Iterable[str],
         what: str,
         capture: bool = False,
+        fix: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         argv = self.argv(env, command, profiles=profiles)
         proc = subprocess.run(
@@ -279,8 +287,8 @@ class ComposeRuntime:
             raise OpsError(
                 f"docker compose could not {what} (exit {proc.returncode})"
                 + (f": {detail[0]}" if detail else ""),
-                f"see `uv run inv ps --env {env}` and `uv run inv logs --env {env}`; "
-                f"the command was: {' '.join(argv)}",
+                (fix or f"see `uv run inv ps --env {env}` and `uv run inv logs --env {env}`")
+                + f"; the command was: {' '.join(argv)}",
             )
         return proc
 
