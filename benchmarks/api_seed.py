@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 SPEAKERS = ["Alice", "Bob", "Carol", "Dan", "Erin", "Farid", "Grace", "Hiro"]
 # A meeting covers a few topics out of many; popular topics (early in the list) recur in
@@ -126,7 +127,7 @@ def seed(url: str, count: int, *, seed: int = 7) -> Seeded:
                     (meeting_id, " ".join(sentences), "en", "pocketsphinx", "en-us", seconds, 9.5)
                 )
         cur.execute("SELECT meeting_id, id FROM transcripts")
-        transcript_ids = dict(cur.fetchall())
+        transcript_ids: dict[object, object] = dict(cur.fetchall())
 
         with cur.copy(
             "COPY transcript_segments (transcript_id, position, start_seconds, end_seconds, text)"
@@ -145,9 +146,7 @@ def seed(url: str, count: int, *, seed: int = 7) -> Seeded:
             for meeting_id, _, sentences, _ in transcripts_rows:
                 summary = " ".join(sentences[:3])
                 topics = sorted({t.removeprefix("the ") for t in TOPICS if t in summary})[:5]
-                summaries.write_row(
-                    (meeting_id, summary, psycopg.types.json.Jsonb(topics), "extractive", "tr")
-                )
+                summaries.write_row((meeting_id, summary, Jsonb(topics), "extractive", "tr"))
 
         with cur.copy(
             "COPY action_items (meeting_id, position, text, owner, due) FROM STDIN"

@@ -14,8 +14,6 @@ from typing import Any
 from common.health import Check, HealthReport, run_checks
 
 CHECK_TIMEOUT = 2.0
-# The queues the worker consumes (services/worker); their depth is reported, not judged.
-WORKER_QUEUES = ("transcribe", "analyze", "index", "celery")
 
 
 def _pg_conninfo(database_url: str) -> str:
@@ -124,9 +122,12 @@ def worker_probe(redis_url: str) -> Any:
             app.close()
         if not replies:
             raise RuntimeError("no Celery worker answered ping")
+        # The queues the pipeline routes to; their depth is reported, not judged.
+        from backend.pipeline import ALL_QUEUES
+
         client = redis.Redis.from_url(redis_url, socket_connect_timeout=CHECK_TIMEOUT)
         try:
-            depths = {q: client.llen(q) for q in WORKER_QUEUES}
+            depths = {q: client.llen(q) for q in ALL_QUEUES}
         finally:
             client.close()
         workers = ", ".join(name for reply in replies for name in reply)
