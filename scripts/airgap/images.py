@@ -180,6 +180,15 @@ class BuildResult:
     image: str
     seconds: float
     size: int
+    # RUN steps BuildKit executed rather than took from its cache (None: output not captured).
+    ran: list[str] | None = None
+
+
+def executed_run_steps(output: str) -> list[str]:
+    """The RUN steps of a `--progress plain` log that ran (`#N DONE`), not `#N CACHED`."""
+    titles = dict(re.findall(r"^#(\d+) \[[^\]]+\] (RUN .*)$", output, flags=re.M))
+    done = set(re.findall(r"^#(\d+) DONE\b", output, flags=re.M))
+    return [titles[step][:100] for step in sorted(titles, key=int) if step in done]
 
 
 def docker_build(
@@ -221,7 +230,8 @@ def docker_build(
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout or "").strip().splitlines()[-25:])
         raise ImagesError(f"{what} failed to build (exit {proc.returncode})\n{tail}".rstrip())
-    return BuildResult(tag, seconds, image_size(tag))
+    ran = None if verbose else executed_run_steps(proc.stdout or "")
+    return BuildResult(tag, seconds, image_size(tag), ran)
 
 
 # --- public image names, from the files that use them --------------------------------------------
@@ -638,6 +648,7 @@ def cmd_services(args: argparse.Namespace) -> int:
             "services": item.services,
             "seconds": round(result.seconds, 1),
             "size_bytes": result.size,
+            "ran_steps": result.ran,
         }
     total = time.monotonic() - started
     log(f"{len(builds)} image(s) built in {total:.1f} s")

@@ -131,6 +131,11 @@ def engine_module() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
+def images_module() -> ModuleType:
+    return _load("airgap_images", ROOT / "scripts/airgap/images.py")
+
+
+@pytest.fixture(scope="session")
 def engine(engine_module: ModuleType) -> Iterator[Any]:
     """The engine everything runs on; stopped at the end only if it was started here."""
     started = time.monotonic()
