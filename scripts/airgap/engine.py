@@ -112,7 +112,10 @@ def find_running() -> Engine | None:
     if configured != ours and SOCKET.exists():
         version = server_version(ours)
         if version:
-            return Engine(ours, None, f"reusing the engine at {ours} ({version})")
+            # Left running by an earlier start (a crashed run): still ours to stop.
+            pid = _read_pid(STARTED_MARK)
+            pid = pid if pid is not None and _alive(pid) else None
+            return Engine(ours, pid, f"reusing the engine at {ours} ({version})")
     return None
 
 
