@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,23 +20,8 @@ def checkout(repo_root: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def inv(checkout: Path):
-    uv_dir = str(Path(shutil.which("uv") or "/usr/bin/uv").parent)
-    path = os.pathsep.join([str(Path(sys.executable).parent), uv_dir, os.environ["PATH"]])
-
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
-            cwd=checkout,
-            capture_output=True,
-            text=True,
-            input=stdin,
-            timeout=120,
-            check=False,
-            env={**os.environ, "PATH": path},
-        )
-
-    return run
+def inv(make_inv, checkout: Path):
+    return make_inv(checkout)
 
 
 def _free_port() -> int:
@@ -142,7 +126,7 @@ def test_down_volumes_needs_confirmation_and_keeps_data_without_it(inv, checkout
     data = checkout / ".data" / "dev"
     data.mkdir(parents=True)
     (data / "precious").write_text("meeting audio")
-    result = inv("down", "--env", "dev", "--runtime", "local", "--volumes", stdin="")
+    result = inv("down", "--env", "dev", "--runtime", "local", "--volumes")
     assert result.returncode == 1
     assert "pass --yes to confirm" in result.stderr
     assert (data / "precious").read_text() == "meeting audio"

@@ -77,23 +77,6 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-def checkout_copy(repo_root: Path, into: Path) -> Path:
-    """A copy of the working tree as git sees it: tracked and new files, nothing ignored."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=repo_root,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = repo_root / name
-        if source.is_file():
-            target = into / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return into
-
-
 def free_ports(count: int) -> list[int]:
     sockets = []
     try:
@@ -178,9 +161,9 @@ def engine(engine_module: ModuleType) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def checkout(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkout(make_checkout) -> Path:
     """The scratch checkout, with dev and staging env files on free ports."""
-    root = checkout_copy(repo_root, tmp_path_factory.mktemp("checkout"))
+    root = make_checkout("checkout")
     for env in ("dev", "staging"):
         proc = subprocess.run(
             [*INV, "env.setup", "--env", env],

@@ -11,10 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 import wave
 from collections.abc import Iterator
@@ -30,48 +26,14 @@ from backend.testing import free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def _checkout(repo_root: Path, into: Path) -> Path:
-    """The working tree as git sees it: tracked and new files, nothing ignored."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=repo_root,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = repo_root / name
-        if source.is_file():
-            (into / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, into / name)
-    return into
+@pytest.fixture(scope="module")
+def checkout(make_checkout) -> Path:
+    return make_checkout("backup-checkout")
 
 
 @pytest.fixture(scope="module")
-def checkout(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _checkout(repo_root, tmp_path_factory.mktemp("backup-checkout"))
-
-
-@pytest.fixture(scope="module")
-def inv(checkout: Path):
-    uv_dir = str(Path(shutil.which("uv") or "/usr/bin/uv").parent)
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), uv_dir, os.environ["PATH"]]),
-    }
-
-    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
-            cwd=checkout,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-
-    return run
+def inv(make_inv, checkout: Path):
+    return make_inv(checkout, default_timeout=300)
 
 
 def _values(path: Path) -> dict[str, str]:

@@ -12,7 +12,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,52 +25,14 @@ SPEECH = "Alice will send the budget report by Friday. Bob will review the desig
 KEYWORDS = ("budget", "report", "friday", "review", "design", "document")
 
 
-def _checkout(repo_root: Path, into: Path) -> Path:
-    """A copy of the working tree as git sees it: tracked and new files, nothing ignored."""
-    listed = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=repo_root,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, listed):
-        source = repo_root / name
-        if source.is_file():
-            target = into / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return into
+@pytest.fixture(scope="module")
+def checkout(make_checkout) -> Path:
+    return make_checkout("checkout")
 
 
 @pytest.fixture(scope="module")
-def checkout(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _checkout(repo_root, tmp_path_factory.mktemp("checkout"))
-
-
-@pytest.fixture(scope="module")
-def inv(checkout: Path):
-    uv_dir = str(Path(shutil.which("uv") or "/usr/bin/uv").parent)
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), uv_dir, os.environ["PATH"]]),
-    }
-
-    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
-            cwd=checkout,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-
-    return run
+def inv(make_inv, checkout: Path):
+    return make_inv(checkout, default_timeout=300)
 
 
 def _ps(inv) -> dict[str, dict]:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,21 +17,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_a_crashing_service_is_named_with_the_tail_of_its_log(repo_root: Path, tmp_path: Path):
+def test_a_crashing_service_is_named_with_the_tail_of_its_log(
+    repo_root: Path, tmp_path: Path, make_inv
+):
     for name in ("tasks.py", "pyproject.toml"):
         shutil.copy(repo_root / name, tmp_path / name)
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
-
-    def inv(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-            env={**os.environ, "PATH": path},
-        )
+    inv = make_inv(tmp_path, default_timeout=240)
 
     assert inv("env.setup", "--env", "staging").returncode == 0
     env_file = tmp_path / ".env.staging"
