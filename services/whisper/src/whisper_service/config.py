@@ -46,19 +46,43 @@ class WhisperSettings(ServiceSettings):
         default=Path(".models/dev/whisper"), validation_alias="WHISPER_MODEL_DIR"
     )
     device: Device = Field(default="cpu", validation_alias="WHISPER_DEVICE")
-    compute_type: ComputeType = Field(default="default", validation_alias="WHISPER_COMPUTE_TYPE")
+    compute_type: ComputeType = Field(
+        default="default",
+        validation_alias="WHISPER_COMPUTE_TYPE",
+        description="faster-whisper's compute type; default is int8 on CPU, float16 on CUDA.",
+    )
     max_audio_seconds: float = Field(
-        default=4 * 3600, gt=0, validation_alias="WHISPER_MAX_AUDIO_SECONDS"
+        default=4 * 3600,
+        gt=0,
+        validation_alias="WHISPER_MAX_AUDIO_SECONDS",
+        description="Longest recording accepted, in seconds; longer ones are refused.",
     )
-    # One gRPC message: bounds TranscribeFile uploads and each streamed chunk.
     max_message_mb: float = Field(
-        default=32, gt=0, le=2047, validation_alias="WHISPER_MAX_MESSAGE_MB"
+        default=32,
+        gt=0,
+        le=2047,
+        validation_alias="WHISPER_MAX_MESSAGE_MB",
+        description="Largest gRPC message in MB: a TranscribeFile upload or one streamed chunk.",
     )
-    # A whole streamed upload (spooled to a temp file while it arrives).
-    max_stream_mb: float = Field(default=2048, gt=0, validation_alias="WHISPER_MAX_STREAM_MB")
-    # Transcriptions that run at once; each holds one engine slot (a pocketsphinx decoder).
-    workers: int = Field(default=2, ge=1, le=64, validation_alias="WHISPER_WORKERS")
-    grace_seconds: float = Field(default=20, ge=0, validation_alias="WHISPER_GRACE_SECONDS")
+    max_stream_mb: float = Field(
+        default=2048,
+        gt=0,
+        validation_alias="WHISPER_MAX_STREAM_MB",
+        description="Largest streamed upload in MB (spooled to a temp file as it arrives).",
+    )
+    workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        validation_alias="WHISPER_WORKERS",
+        description="Transcriptions at once; each holds one engine slot (a decoder).",
+    )
+    grace_seconds: float = Field(
+        default=20,
+        ge=0,
+        validation_alias="WHISPER_GRACE_SECONDS",
+        description="On SIGTERM, how long running transcriptions may take to finish.",
+    )
 
     @property
     def max_message_bytes(self) -> int:
