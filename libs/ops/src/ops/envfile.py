@@ -205,10 +205,11 @@ def check(env: str) -> list[Problem]:
         problems.append(
             Problem(f"missing keys: {', '.join(missing)} (`inv env.setup --env {env}` adds them)")
         )
+    values = interpolate(result.values)
     tuning = envschema.tuning_keys()
     for name in result.values:
         if name in tuning:
-            reason = envschema.validate_tuning(name, interpolate(result.values)[name])
+            reason = envschema.validate_tuning(tuning[name], values[name])
             if reason:
                 problems.append(Problem(f"{name}: {reason}", result.lines[name], name))
         elif name not in known:
@@ -216,7 +217,6 @@ def check(env: str) -> list[Problem]:
                 Problem(f"unknown key {name} (typo? see .env.example)", result.lines[name], name)
             )
 
-    values = interpolate(result.values)
     present = {k.lower(): v for k, v in values.items() if k in known}
     try:
         envschema.StackSettings.model_validate(present)

@@ -199,11 +199,10 @@ def tuning_keys() -> dict[str, TuningKey]:
     return found
 
 
-def validate_tuning(key: str, value: str) -> str | None:
-    """None when `value` suits the service reading `key`, else the reason it does not."""
+def validate_tuning(spec: TuningKey, value: str) -> str | None:
+    """None when `value` suits the service reading `spec.key`, else the reason it does not."""
     from pydantic import TypeAdapter, ValidationError
 
-    spec = tuning_keys()[key]
     # The field's type and constraints (ge, le, ...), without its model-only settings.
     annotation: Any = spec.field.annotation
     if spec.field.metadata:
