@@ -120,9 +120,7 @@ def postgres_program(pgdata: Path, host: str, port: int) -> Program:
         "unix_socket_directories=",
     ]
     # SIGINT is Postgres's "fast" shutdown: roll back sessions, checkpoint, exit.
-    return Program(
-        "postgres", argv, stopsignal="INT", stopwaitsecs=60, priority=100, user=system_user()
-    )
+    return Program("postgres", argv, stopsignal="INT", stopwaitsecs=60, user=system_user())
 
 
 def redis_program(datadir: Path, host: str, port: int, password: str) -> Program:
@@ -146,7 +144,7 @@ def redis_program(datadir: Path, host: str, port: int, password: str) -> Program
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     binary = binaries.require(binaries.redis_server())
-    return Program("redis", [str(binary), str(conf)], priority=100)
+    return Program("redis", [str(binary), str(conf)])
 
 
 def ensure_database(

@@ -13,19 +13,31 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ops import binaries, console, envfile, localdb, project
 from ops.errors import OpsError
 from ops.runtimes.base import ServiceState
-from ops.supervisor import Layout, Program, Supervisor
+from ops.supervisor import Layout, Program, Supervisor, render_config
 
 STORES = ("postgres", "redis")
 APPS = ("whisper", "llm", "backend", "worker")
 RUNNING_STATES = {"RUNNING"}
 FAILED_STATES = {"FATAL", "BACKOFF", "EXITED"}
 LOG_TAIL_ON_FAILURE = 25
+# supervisord stops programs in descending priority: apps before the AI services, those
+# before the stores they all use.
+PRIORITY = {
+    "postgres": 100,
+    "redis": 100,
+    "ollama": 150,
+    "whisper": 200,
+    "llm": 200,
+    "backend": 300,
+    "worker": 300,
+}
 
 
 def _absolute(value: str) -> str:
@@ -55,13 +67,11 @@ def programs(env: str, values: Mapping[str, str]) -> list[Program]:
             int(values["REDIS_PORT"]),
             values["REDIS_PASSWORD"],
         ),
-        Program("whisper", [python, "-m", "whisper_service"], stopwaitsecs=30, priority=200),
-        Program("llm", [python, "-m", "llm_service"], priority=200),
-        Program("backend", [python, "-m", "backend"], priority=300),
+        Program("whisper", [python, "-m", "whisper_service"], stopwaitsecs=30),
+        Program("llm", [python, "-m", "llm_service"]),
+        Program("backend", [python, "-m", "backend"]),
         # The worker forks pool processes: signal the whole group so none is orphaned.
-        Program(
-            "worker", [python, "-m", "worker"], stopwaitsecs=60, killasgroup=True, priority=300
-        ),
+        Program("worker", [python, "-m", "worker"], stopwaitsecs=60, killasgroup=True),
     ]
     ollama = binaries.ollama()
     if ollama.path is not None:
@@ -70,11 +80,10 @@ def programs(env: str, values: Mapping[str, str]) -> list[Program]:
             Program(
                 "ollama",
                 [str(ollama.path), "serve"],
-                priority=150,
                 environment={"OLLAMA_HOST": address, "OLLAMA_MODELS": str(data / "ollama")},
             )
         )
-    return found
+    return [replace(program, priority=PRIORITY[program.name]) for program in found]
 
 
 def ports(values: Mapping[str, str], with_ollama: bool) -> dict[str, int]:
@@ -152,11 +161,10 @@ class LocalRuntime:
             )
             if created:
                 print(f"initialised a new Postgres cluster in {data / 'postgres'}")  # noqa: T201
-            Path(process_env(values)["MEDIA_DIR"]).mkdir(parents=True, exist_ok=True)
-            from ops.supervisor import render_config
-
+            inherited = process_env(values)
+            Path(inherited["MEDIA_DIR"]).mkdir(parents=True, exist_ok=True)
             sup.layout.conf.write_text(render_config(sup.layout, f"mi-{env}", progs))
-            sup.start(process_env(values))
+            sup.start(inherited)
             (data / "env.sha256").write_text(_fingerprint(env))
 
         from ops import runtimes
@@ -282,8 +290,7 @@ class LocalRuntime:
                     f"`inv ps --env {env}` shows what runs; `inv up --env {env}` starts it",
                 )
         else:
-            priorities = {p.name: p.priority for p in programs(env, envfile.load(env))}
-            sup.shutdown(priorities)
+            sup.shutdown({i["name"]: PRIORITY[i["name"]] for i in sup.info()})
             print(f"stopped the {env} stack")  # noqa: T201
         runtimes.remember(env, None)
         if volumes and data.exists():
