@@ -100,17 +100,23 @@ def downgrade(env: str, to: str, *, backup: Callable[[str], Path] | None = None)
     return f"downgraded {env} from {before} to {after or 'base (empty schema)'}"
 
 
+def _require_head(env: str, why: str) -> str:
+    """The head revision, once `env`'s database is at it; else what to run first, and why."""
+    current, head = status(env)
+    if current != head:
+        raise OpsError(
+            f"the {env} database is at {current or 'no revision'}, not at head {head}",
+            f"`inv db.migrate --env {env}` first, {why}",
+        )
+    return head
+
+
 def check(env: str) -> str:
     """Fail when the models need a migration that does not exist yet."""
     from backend.db import migrations
 
     url = database_url(env)
-    current, head = status(env)
-    if current != head:
-        raise OpsError(
-            f"the {env} database is at {current or 'no revision'}, not at head {head}",
-            f"`inv db.migrate --env {env}` first: models are compared with a migrated database",
-        )
+    head = _require_head(env, "since models are compared with a migrated database")
     try:
         _run(env, lambda: migrations.check(url))
     except migrations.SchemaDriftError as exc:
@@ -125,12 +131,7 @@ def revision(env: str, message: str) -> Path:
     from backend.db import migrations
 
     url = database_url(env)
-    current, head = status(env)
-    if current != head:
-        raise OpsError(
-            f"the {env} database is at {current or 'no revision'}, not at head {head}",
-            f"`inv db.migrate --env {env}` first, so only your model changes end up in the script",
-        )
+    _require_head(env, "so only your model changes end up in the script")
     try:
         return _run(env, lambda: migrations.revision(url, message))
     except ValueError as exc:
