@@ -1,9 +1,11 @@
-"""Shared helpers for the benchmark scripts: timing commands and describing the machine."""
+"""Shared helpers for the benchmark scripts: timing commands, describing the machine, and
+scratch copies of the checkout to run a stack in."""
 
 from __future__ import annotations
 
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import time
@@ -39,3 +41,18 @@ def time_command(
 
 def median(samples: Sequence[float]) -> float:
     return statistics.median(samples)
+
+
+def copy_checkout(into: Path) -> None:
+    """The working tree as git sees it (tracked and new files, nothing ignored): a clean
+    checkout, without the user's .env files, .data/, backups/ or .models/."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, into / name)

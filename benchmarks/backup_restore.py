@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,31 +29,12 @@ import time
 import zlib
 from pathlib import Path
 
-from _timing import ROOT, machine, median
+from _timing import copy_checkout, machine, median
 from api_seed import seed
 
+from backend.testing import free_port
+
 MIB = 1024 * 1024
-
-
-def copy_checkout(into: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        if (ROOT / name).is_file():
-            (into / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, into / name)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def inv(cwd: Path, *args: str) -> tuple[float, str]:

@@ -19,24 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import ROOT, machine, median
-
-
-def copy_checkout(into: Path) -> None:
-    listed = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (into / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, into / name)
+from _timing import copy_checkout, machine, median
 
 
 def inv(cwd: Path, *args: str) -> float:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from backend.testing import free_port
+
 
 @pytest.fixture
 def checkout(repo_root: Path, tmp_path: Path) -> Path:
@@ -22,12 +24,6 @@ def checkout(repo_root: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def inv(make_inv, checkout: Path):
     return make_inv(checkout)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _set(env_file: Path, **values: str) -> None:
@@ -94,7 +90,7 @@ def test_a_malformed_env_line_is_reported_with_its_number(inv, checkout):
 def test_a_taken_port_is_named_with_the_key_to_change(inv, checkout):
     assert inv("env.setup", "--env", "dev").returncode == 0
     ports = {
-        key: str(_free_port())
+        key: str(free_port())
         for key in (
             "BACKEND_PORT",
             "LLM_PORT",

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
+from backend.testing import free_port
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_crashing_service_is_named_with_the_tail_of_its_log(
@@ -27,7 +22,7 @@ def test_a_crashing_service_is_named_with_the_tail_of_its_log(
     assert inv("env.setup", "--env", "staging").returncode == 0
     env_file = tmp_path / ".env.staging"
     overrides = {
-        key: str(_free_port())
+        key: str(free_port())
         for key in (
             "BACKEND_PORT",
             "LLM_PORT",

@@ -5,25 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from backend.testing import free_port
 from common.health import run_checks
 from ops import health, localdb
 from ops.supervisor import Layout, Program, Supervisor, render_config
 
 pytestmark = pytest.mark.slow
 PASSWORD = "s3cret-for-tests-only-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(predicate, timeout=30.0, what="condition"):
