@@ -1,6 +1,7 @@
 import asyncio
+import re
 
-from common.metrics import PrometheusMiddleware, render_latest
+from common.metrics import PrometheusMiddleware, render_latest, route_template
 
 
 class _Route:
@@ -33,3 +34,16 @@ def test_requests_are_labelled_by_route_template_not_raw_path():
     assert expected in text
     assert "/items/1" not in text
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [404] * 3
+
+
+class _NestedRoute:
+    # What FastAPI's lazily included routers put in the scope: the innermost router's path.
+    path = "/things/{tid}"
+    path_regex = re.compile(r"^/things/(?P<tid>[^/]+)$")
+
+
+def test_nested_router_prefixes_are_part_of_the_label():
+    scope = {"path": "/api/v1/things/7", "route": _NestedRoute()}
+    assert route_template(scope) == "/api/v1/things/{tid}"
+    assert route_template({"path": "/things/7", "route": _NestedRoute()}) == "/things/{tid}"
+    assert route_template({"path": "/nowhere"}) == "unmatched"

@@ -21,6 +21,27 @@ LATENCY = Histogram(
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
+def route_template(scope: dict[str, Any]) -> str:
+    """The matched route's full path template (`/api/v1/meetings/{id}`), or "unmatched".
+
+    Routers that FastAPI includes lazily (nested `include_router`) leave the outer prefixes
+    out of the route's own path; they are what precedes the part of the request path that
+    the route's pattern matched.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not template:
+        return "unmatched"
+    path = scope.get("path", "")
+    pattern = getattr(route, "path_regex", None)
+    if pattern is None or pattern.match(path):
+        return str(template)
+    for cut in range(1, len(path)):
+        if path[cut] == "/" and pattern.match(path[cut:]):
+            return path[:cut] + template
+    return str(template)
+
+
 class PrometheusMiddleware:
     """Pure ASGI middleware: counts and times requests by route template, not raw path.
 
@@ -48,8 +69,7 @@ class PrometheusMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             method = scope.get("method", "GET")
             REQUESTS.labels(self.service, method, template, str(status)).inc()
             LATENCY.labels(self.service, method, template).observe(time.perf_counter() - start)
