@@ -7,9 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,3 +88,55 @@ def make_inv() -> Callable[..., Inv]:
 def run_inv() -> Inv:
     """Run `inv ARGS...` in the repository itself."""
     return inv_runner(ROOT)
+
+
+@dataclass(frozen=True)
+class SpokenMeeting:
+    """A recording festival speaks, and how to send it through a running stack's API."""
+
+    audio: Path
+    text = "Alice will send the budget report by Friday. Bob will review the design document."
+    keywords = ("budget", "report", "friday", "review", "design", "document")
+
+    def upload_and_wait(self, base: str, token: str, timeout: float) -> dict[str, Any]:
+        """POST the recording with the token; poll until done or failed (or `timeout`)."""
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+            assert httpx.get(f"{base}/api/v1/meetings").status_code == 401, "the token is required"
+            with self.audio.open("rb") as fh:
+                created = client.post(
+                    "/api/v1/meetings",
+                    files={"file": ("meeting.wav", fh, "audio/wav")},
+                    data={"title": "budget sync"},
+                )
+            assert created.status_code == 202, created.text
+            meeting_id = created.json()["id"]
+            deadline = time.monotonic() + timeout
+            while True:
+                meeting: dict[str, Any] = client.get(f"/api/v1/meetings/{meeting_id}").json()
+                if meeting["status"] in {"done", "failed"} or time.monotonic() > deadline:
+                    return meeting
+                time.sleep(1)
+
+    def assert_analysed(self, meeting: dict[str, Any]) -> None:
+        """Transcribed (most spoken words heard), summarised, Alice's action item found."""
+        assert meeting["status"] == "done", meeting
+        text = meeting["transcript"]["text"].lower()
+        heard = [word for word in self.keywords if word in text]
+        assert len(heard) >= 4, f"transcript {text!r} holds only {heard}"
+        assert meeting["transcript"]["segments"]
+        assert meeting["summary"]
+        assert meeting["action_items"], meeting
+        owners = [(item.get("owner") or "").lower() for item in meeting["action_items"]]
+        assert any("alice" in owner for owner in owners)
+
+
+@pytest.fixture(scope="session")
+def spoken_meeting(tmp_path_factory: pytest.TempPathFactory) -> SpokenMeeting:
+    if shutil.which("text2wave") is None:
+        pytest.fail(
+            "festival's text2wave is needed for spoken test audio: apt-get install festival"
+        )
+    out = tmp_path_factory.mktemp("audio") / "meeting.wav"
+    subprocess.run(["text2wave", "-o", str(out)], input=SpokenMeeting.text, text=True, check=True)
+    return SpokenMeeting(out)

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 pytestmark = [
@@ -31,13 +30,16 @@ pytestmark = [
     ),
 ]
 
-SPEECH = "Alice will send the budget report by Friday. Bob will review the design document."
-KEYWORDS = ("budget", "report", "friday", "review", "design", "document")
 # Budgets for the production images (docker image inspect's Size).
 SIZE_LIMITS_MB = {"backend": 300, "worker": 300, "llm": 300, "whisper": 900}
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 INV = (sys.executable, "-m", "invoke")
+
+
+def _api(values: dict[str, str]) -> tuple[str, str]:
+    """The API's published address and token, from an env file's values."""
+    return f"http://127.0.0.1:{values['BACKEND_PORT']}", values["API_TOKEN"]
 
 
 def env_values(path: Path) -> dict[str, str]:
@@ -46,50 +48,6 @@ def env_values(path: Path) -> dict[str, str]:
         for line in path.read_text().splitlines()
         if line and not line.startswith("#") and "=" in line
     )
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("text2wave") is None:
-        pytest.fail(
-            "festival's text2wave is needed for spoken test audio: apt-get install festival"
-        )
-    out = tmp_path_factory.mktemp("audio") / "meeting.wav"
-    subprocess.run(["text2wave", "-o", str(out)], input=SPEECH, text=True, check=True)
-    return out
-
-
-def upload_and_wait(values: dict[str, str], audio: Path, timeout: float = 240) -> dict[str, Any]:
-    """POST the recording with the env file's token; poll until done or failed."""
-    base = f"http://127.0.0.1:{values['BACKEND_PORT']}"
-    headers = {"Authorization": f"Bearer {values['API_TOKEN']}"}
-    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-        assert httpx.get(f"{base}/api/v1/meetings").status_code == 401, "the token is required"
-        with audio.open("rb") as fh:
-            created = client.post(
-                "/api/v1/meetings",
-                files={"file": ("meeting.wav", fh, "audio/wav")},
-                data={"title": "budget sync"},
-            )
-        assert created.status_code == 202, created.text
-        meeting_id = created.json()["id"]
-        deadline = time.monotonic() + timeout
-        while True:
-            meeting: dict[str, Any] = client.get(f"/api/v1/meetings/{meeting_id}").json()
-            if meeting["status"] in {"done", "failed"} or time.monotonic() > deadline:
-                return meeting
-            time.sleep(1)
-
-
-def assert_analysed(meeting: dict[str, Any]) -> None:
-    assert meeting["status"] == "done", meeting
-    text = meeting["transcript"]["text"].lower()
-    heard = [word for word in KEYWORDS if word in text]
-    assert len(heard) >= 4, f"transcript {text!r} holds only {heard}"
-    assert meeting["transcript"]["segments"]
-    assert meeting["summary"]
-    assert meeting["action_items"], meeting
-    assert any("alice" in (item.get("owner") or "").lower() for item in meeting["action_items"])
 
 
 def test_production_images_fit_their_size_budget(images: dict[str, dict[str, Any]]) -> None:
@@ -149,7 +107,7 @@ def test_dev_pipeline_through_compose(
     images: dict[str, dict[str, Any]],
     run: Run,
     checkout: Path,
-    speech: Path,
+    spoken_meeting: Any,
     compose_stack: Callable[..., Any],
     report: dict[str, Any],
 ) -> None:
@@ -160,16 +118,16 @@ def test_dev_pipeline_through_compose(
         for check in ("postgres", "redis", "backend", "whisper", "llm", "worker"):
             assert check in health.stdout
         started = time.monotonic()
-        meeting = upload_and_wait(values, speech)
+        meeting = spoken_meeting.upload_and_wait(*_api(values), timeout=240)
         report.setdefault("pipeline_seconds", {})["dev"] = round(time.monotonic() - started, 1)
-        assert_analysed(meeting)
+        spoken_meeting.assert_analysed(meeting)
 
 
 def test_staging_pipeline_on_the_hardened_production_images(
     images: dict[str, dict[str, Any]],
     run: Run,
     checkout: Path,
-    speech: Path,
+    spoken_meeting: Any,
     compose_stack: Callable[..., Any],
     report: dict[str, Any],
 ) -> None:
@@ -178,9 +136,9 @@ def test_staging_pipeline_on_the_hardened_production_images(
     values = env_values(checkout / ".env.staging")
     with compose_stack(run, "staging"):
         started = time.monotonic()
-        meeting = upload_and_wait(values, speech)
+        meeting = spoken_meeting.upload_and_wait(*_api(values), timeout=240)
         report.setdefault("pipeline_seconds", {})["staging"] = round(time.monotonic() - started, 1)
-        assert_analysed(meeting)
+        spoken_meeting.assert_analysed(meeting)
 
 
 def test_a_broken_dockerfile_fails_the_build_naming_the_service(
