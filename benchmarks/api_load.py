@@ -35,7 +35,8 @@ import psutil
 from _timing import ROOT, machine
 from api_seed import seed
 
-from backend.testing import Postgres, RedisServer, free_port
+from mi_testing import free_port
+from mi_testing.stores import Postgres, RedisServer
 
 TARGET_P99_MS = 50.0
 TOKEN = "benchmark-token-0123456789abcdef"  # noqa: S105 - a throwaway local server

@@ -32,7 +32,7 @@ from pathlib import Path
 from _timing import copy_checkout, machine, median
 from api_seed import seed
 
-from backend.testing import free_port
+from mi_testing import free_port
 
 MIB = 1024 * 1024
 

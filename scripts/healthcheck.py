@@ -4,9 +4,10 @@
     healthcheck.py http URL [--timeout S]            2xx from URL (e.g. /health)
     healthcheck.py grpc HOST:PORT [--service NAME]   grpc.health.v1 answers SERVING
 
-Docker HEALTHCHECKs and compose healthchecks run this inside the images, so it needs only the
-standard library (http) and grpcio + grpcio-health-checking (grpc, present in the whisper image).
-It never raises a traceback: a probe that fails says why in one line.
+Docker HEALTHCHECKs and compose healthchecks run this inside the images with the venv's
+interpreter: http needs only the standard library, grpc the workspace's one gRPC health probe
+(`common.grpc_health`, in every image). It never raises a traceback: a probe that fails says
+why in one line.
 
 URL and target may name environment variables (`http://127.0.0.1:${BACKEND_PORT}/health`): they
 are expanded here, so exec-form HEALTHCHECKs (no shell) still follow the container's settings.
@@ -47,21 +48,12 @@ def check_http(url: str, timeout: float = DEFAULT_TIMEOUT) -> str | None:
 
 def check_grpc(target: str, service: str = "", timeout: float = DEFAULT_TIMEOUT) -> str | None:
     """None when the grpc.health.v1 service at `target` reports SERVING for `service`."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from common import grpc_health
 
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            name = code.name if code is not None else "error"
-            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-            return f"{target} health check failed: {name} {details or ''}".rstrip()
-    if reply.status != health_pb2.HealthCheckResponse.SERVING:
-        state = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        return f"{target} is {state}" + (f" for service {service!r}" if service else "")
+    try:
+        grpc_health.check(target, timeout=timeout, service=service)
+    except grpc_health.NotServingError as exc:
+        return f"{target}: {exc}"
     return None
 
 

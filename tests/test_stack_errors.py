@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.testing import free_port
+from mi_testing import free_port
 
 
 @pytest.fixture

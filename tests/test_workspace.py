@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -11,7 +12,9 @@ import yaml
 
 MEMBERS = {
     "libs/common": "common",
+    "libs/meetings": "meetings",
     "libs/ops": "ops",
+    "libs/testing": "mi_testing",
     "services/backend": "backend",
     "services/worker": "worker",
     "services/whisper": "whisper_service",
@@ -63,6 +66,43 @@ def test_workspace_dependencies_use_workspace_sources(repo_root):
             assert sources.get(dep) == {"workspace": True}, (
                 f"{pyproject}: {dep} needs a workspace source"
             )
+
+
+def _imported_members(src: Path) -> set[str]:
+    """The workspace members (by import name) that the modules under `src` import."""
+    modules = set(MEMBERS.values())
+    found = set()
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            found |= {name.split(".")[0] for name in names} & modules
+    return found
+
+
+@pytest.mark.parametrize("member", sorted(MEMBERS))
+def test_members_declare_the_members_they_import_and_libs_import_no_service(repo_root, member):
+    """Dependencies point one way: services use libs, libs never import a service."""
+    meta = _toml(repo_root / member / "pyproject.toml")["project"]
+    by_module = {
+        module: _toml(repo_root / m / "pyproject.toml")["project"]["name"]
+        for m, module in MEMBERS.items()
+    }
+    declared = [
+        *meta["dependencies"],
+        *(dep for extra in meta.get("optional-dependencies", {}).values() for dep in extra),
+    ]
+    declared_names = {re.split(r"[\[<>=~! ]", d, maxsplit=1)[0] for d in declared}
+    imported = _imported_members(repo_root / member / "src") - {MEMBERS[member]}
+    undeclared = {by_module[module] for module in imported} - declared_names
+    assert not undeclared, f"{member} imports {sorted(undeclared)} without declaring them"
+    if member.startswith("libs/"):
+        services = {module for m, module in MEMBERS.items() if m.startswith("services/")}
+        assert not imported & services, f"{member} imports services {sorted(imported & services)}"
 
 
 def test_precommit_hooks_are_local_and_pinned_like_the_lock(repo_root):

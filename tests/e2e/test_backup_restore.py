@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 
-from backend.testing import free_port
+from mi_testing import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.testing import free_port
+from mi_testing import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 

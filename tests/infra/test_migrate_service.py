@@ -1,7 +1,7 @@
 """The compose `migrate` service's command really migrates, with what the image installs.
 
-The image installs mi-backend as a wheel (uv sync --no-editable), so the migration scripts must
-ship inside the wheel, and the command must need nothing but DATABASE_URL.
+The backend image installs mi-meetings as a wheel (uv sync --no-editable), so the migration
+scripts must ship inside that wheel, and the command must need nothing but DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.db import migrations
-from backend.testing import empty_database_url, postgres  # noqa: F401 - fixtures
+from meetings import migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_migrate_command_brings_an_empty_database_to_head(
     infra_check,
     tmp_path,
-    empty_database_url,  # noqa: F811
+    empty_database_url,
 ):
     env_file = infra_check.write_env_file("prod", infra_check.throwaway_env("prod"), tmp_path)
     config = infra_check.merged_config(ROOT, "prod", env_file)
@@ -48,23 +47,23 @@ def test_the_migrate_command_brings_an_empty_database_to_head(
     assert migrations.current(empty_database_url) == migrations.head()
 
 
-def test_the_backend_wheel_ships_the_migration_scripts(tmp_path):
+def test_the_meetings_wheel_ships_the_migration_scripts(tmp_path):
     uv = shutil.which("uv")
     if uv is None:
         pytest.skip("uv is not on PATH")
     subprocess.run(
-        [uv, "build", "--package", "mi-backend", "--wheel", "--out-dir", str(tmp_path), "-q"],
+        [uv, "build", "--package", "mi-meetings", "--wheel", "--out-dir", str(tmp_path), "-q"],
         cwd=ROOT,
         check=True,
         timeout=120,
     )
-    (wheel,) = tmp_path.glob("mi_backend-*.whl")
+    (wheel,) = tmp_path.glob("mi_meetings-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"backend/migrations/env.py", "backend/migrations/script.py.mako"} <= names
-    versions = "backend/migrations/versions/"
+    assert {"meetings/migrations/env.py", "meetings/migrations/script.py.mako"} <= names
+    versions = "meetings/migrations/versions/"
     shipped = {n for n in names if n.startswith(versions) and n.endswith(".py")}
     in_repo = {
         f"{versions}{p.name}"
-        for p in (ROOT / "services/backend/src/backend/migrations/versions").glob("*.py")
+        for p in (ROOT / "libs/meetings/src/meetings/migrations/versions").glob("*.py")
     }
     assert in_repo and in_repo <= shipped

@@ -17,15 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.testing import (  # noqa: F401 - fixtures
-    database_url,
-    empty_database_url,
-    free_port,
-    postgres,
-    redis_server,
-    redis_server_executable,
-    redis_url,
-)
+from mi_testing import free_port
+from ops import binaries
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
@@ -60,7 +53,7 @@ def run_shell(command: str, timeout: float = 60, **env: str) -> subprocess.Compl
 
 
 @pytest.fixture
-def celery_worker(redis_url: str, database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:  # noqa: F811
+def celery_worker(redis_url: str, database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -114,7 +107,7 @@ def compose_redis(tmp_path: Path) -> Iterator[tuple[int, str]]:
     port = free_port()
     proc = subprocess.Popen(
         [
-            *(redis_server_executable(), str(ROOT / "infra/redis/redis.conf")),
+            *(str(binaries.require(binaries.redis_server())), str(ROOT / "infra/redis/redis.conf")),
             *("--requirepass", password, "--port", str(port), "--bind", "127.0.0.1"),
             *("--dir", str(tmp_path)),
         ],
@@ -141,7 +134,7 @@ def test_redis_runs_with_the_compose_config_and_its_healthcheck_authenticates(
     port, password = compose_redis
     # The container listens on 6379; here the port is a free one.
     command = healthcheck_shell(dev_config, "redis").replace("redis-cli", f"redis-cli -p {port}")
-    cli_dir = str(Path(redis_server_executable()).parent)
+    cli_dir = str(Path(str(binaries.require(binaries.redis_server()))).parent)
     path = f"{cli_dir}{os.pathsep}{os.environ['PATH']}"
 
     assert run_shell(command, REDIS_PASSWORD=password, PATH=path).returncode == 0
@@ -160,7 +153,7 @@ def test_redis_runs_with_the_compose_config_and_its_healthcheck_authenticates(
 # --- postgres ---------------------------------------------------------------------------------
 
 
-def test_the_postgres_init_script_enables_pgvector(empty_database_url):  # noqa: F811
+def test_the_postgres_init_script_enables_pgvector(empty_database_url):
     url = empty_database_url.replace("postgresql+psycopg://", "postgresql://")
     scripts = sorted((ROOT / "infra/postgres/initdb").glob("*.sql"))
     assert scripts

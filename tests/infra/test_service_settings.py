@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SETTINGS = {
     "migrate": None,  # only DATABASE_URL, checked below
-    "backend": "backend.core.config:BackendSettings",
+    "backend": "backend.config:BackendSettings",
     "worker": "worker.config:WorkerSettings",
     "whisper": "whisper_service.config:WhisperSettings",
     "whisper-cuda": "whisper_service.config:WhisperSettings",

@@ -26,15 +26,7 @@ import httpx
 import psycopg
 import pytest
 
-from backend.testing import (  # noqa: F401 - pytest fixtures
-    ApiServer,
-    database_url,
-    empty_database_url,
-    free_port,
-    postgres,
-    redis_server,
-    redis_url,
-)
+from mi_testing import ApiServer, free_port
 from ops import archive, backup, db, envfile
 from ops.errors import OpsError
 
@@ -74,7 +66,7 @@ def configure(root: Path, env: str, url: str, media: Path) -> Env:
 
 
 @pytest.fixture
-def dev(scratch_root: Path, database_url: str, tmp_path: Path) -> Env:  # noqa: F811
+def dev(scratch_root: Path, database_url: str, tmp_path: Path) -> Env:
     return configure(scratch_root, "dev", database_url, tmp_path / "media")
 
 
@@ -267,7 +259,7 @@ def test_restore_while_clients_hold_connections(dev: Env) -> None:
 
 def test_backup_of_an_older_revision_is_migrated_forward(
     scratch_root: Path,
-    empty_database_url: str,  # noqa: F811
+    empty_database_url: str,
     tmp_path: Path,
 ) -> None:
     env = configure(scratch_root, "dev", empty_database_url, tmp_path / "media")
@@ -405,9 +397,9 @@ def test_restore_asks_and_refuses_without_a_terminal(dev: Env, monkeypatch) -> N
 
 def test_a_delete_racing_the_backup_waits_and_its_file_is_archived(
     dev: Env,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
-    from backend.core.config import BackendSettings
+    from backend.config import BackendSettings
     from backend.main import create_app
 
     ids = seed(dev, 3)
@@ -457,10 +449,10 @@ def test_a_delete_racing_the_backup_waits_and_its_file_is_archived(
 
 def test_backups_during_concurrent_uploads_and_deletes_are_consistent(
     dev: Env,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     tmp_path: Path,
 ) -> None:
-    from backend.core.config import BackendSettings
+    from backend.config import BackendSettings
     from backend.main import create_app
 
     seed(dev, 5)
@@ -624,7 +616,7 @@ def test_no_partial_archive_survives_a_failed_backup(dev: Env, monkeypatch) -> N
 
 
 @pytest.fixture
-def staging(scratch_root: Path, database_url: str, tmp_path: Path) -> Iterator[Env]:  # noqa: F811
+def staging(scratch_root: Path, database_url: str, tmp_path: Path) -> Iterator[Env]:
     yield configure(scratch_root, "staging", database_url, tmp_path / "staging-media")
 
 

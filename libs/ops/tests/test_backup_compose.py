@@ -25,7 +25,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.testing import database_url, postgres  # noqa: F401 - pytest fixtures
 from ops import backup, backup_targets, binaries, envfile, runtimes
 from ops.backup_targets import ROLLBACK_SCRIPT, STAGE_SCRIPT, SWAP_SCRIPT
 
@@ -55,7 +54,7 @@ STAND_IN = textwrap.dedent(
         assert service == "backend" and rest[7] == "-c" and mount == "/data/media", rest
         os.execv("/bin/sh", ["sh", "-c", script, "sh", os.environ["FAKE_MEDIA"], *rest[11:]])
     if rest == ["run", "--rm", "--no-deps", "migrate"]:
-        from backend.db.migrations import upgrade
+        from meetings.migrations import upgrade
         upgrade(os.environ["FAKE_DATABASE_URL"])
     sys.exit(0)
     """
@@ -63,7 +62,7 @@ STAND_IN = textwrap.dedent(
 
 
 @pytest.fixture
-def compose_dev(scratch_root: Path, database_url: str, tmp_path: Path, monkeypatch):  # noqa: F811
+def compose_dev(scratch_root: Path, database_url: str, tmp_path: Path, monkeypatch):
     """`dev` recorded as run by compose; the stand-in reaches the test database and media."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

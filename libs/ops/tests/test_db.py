@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from backend.testing import empty_database_url, postgres  # noqa: F401 - pytest fixtures
 from ops import db, envfile
 from ops.errors import OpsError
 
@@ -12,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def dev_env(scratch_root, empty_database_url):  # noqa: F811 - the imported fixture
+def dev_env(scratch_root, empty_database_url):
     envfile.setup("dev")
     path = scratch_root / ".env.dev"
     lines = [

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.testing import free_port
 from common.health import run_checks
+from mi_testing import free_port
 from ops import health, localdb
 from ops.supervisor import Layout, Program, Supervisor, render_config
 
@@ -89,7 +89,7 @@ def test_health_sees_the_stores_and_explains_what_is_down(stack):
     assert results["redis"].ok and results["redis"].detail.startswith("redis ")
     assert not report.ok
     assert "ConnectionRefusedError" in results["backend"].detail
-    assert results["whisper"].detail.startswith("RuntimeError: UNAVAILABLE:")
+    assert results["whisper"].detail.startswith("NotServingError: UNAVAILABLE:")
     assert not results["worker"].ok
     # Checks run in parallel: total time is the slowest check, not the sum of them.
     slowest = max(r.latency_ms for r in report.results)

@@ -1,4 +1,4 @@
-"""Fixtures for the backend tests: real Postgres and Redis (backend.testing), the app served
+"""Fixtures for the backend tests: real Postgres and Redis (the mi_testing plugin), the app served
 by uvicorn on loopback, and small audio files."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from backend.core.config import BackendSettings
-from backend.db.models import (
+from backend.config import BackendSettings
+from backend.main import create_app
+from meetings.models import (
     ActionItem,
     Meeting,
     SearchDocument,
@@ -25,9 +26,7 @@ from backend.db.models import (
     Transcript,
     TranscriptSegment,
 )
-from backend.main import create_app
-from backend.testing import *  # noqa: F403 - registers the shared fixtures
-from backend.testing import ApiServer, free_port
+from mi_testing import ApiServer, free_port
 
 API_TOKEN = "test-token-0123456789abcdef"
 

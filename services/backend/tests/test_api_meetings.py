@@ -13,11 +13,11 @@ import httpx
 import pytest
 import redis
 
-from backend.core.config import BackendSettings
+from backend.config import BackendSettings
 from backend.main import create_app
-from backend.pipeline import PROCESS_MEETING, QUEUE_PIPELINE
 from backend.schemas import MeetingOut, TranscriptOut
-from backend.testing import ApiServer, free_port
+from meetings.pipeline import PROCESS_MEETING, QUEUE_PIPELINE
+from mi_testing import ApiServer, free_port
 
 
 def queued_tasks(redis_url: str) -> list[tuple[str, list[str]]]:

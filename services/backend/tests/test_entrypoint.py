@@ -1,4 +1,4 @@
-"""`python -m backend` as supervisord and the Dockerfile run it, and alembic.ini for humans."""
+"""`python -m backend` as supervisord and the Dockerfile run it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.testing import free_port, subprocess_env, wait_for
-
-BACKEND_DIR = Path(__file__).resolve().parents[1]
+from mi_testing import free_port, subprocess_env, wait_for
 
 
 def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
@@ -78,16 +76,3 @@ def test_serves_and_stops_on_sigterm(
     output = log.read_text()
     assert '"service": "backend"' in output  # JSON logs, one format for app and uvicorn
     assert "Finished server process" in output  # graceful: lifespan shutdown ran
-
-
-def test_alembic_ini_works_for_humans(database_url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "alembic", "current"],
-        cwd=BACKEND_DIR,
-        env=subprocess_env(DATABASE_URL=database_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "0001" in result.stdout

@@ -10,9 +10,10 @@ import pytest
 from grpc import server as grpc_server
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from backend.core.config import BackendSettings
+from backend.config import BackendSettings
 from backend.main import create_app
-from backend.testing import ApiServer, RedisServer, free_port
+from mi_testing import ApiServer, free_port
+from mi_testing.stores import RedisServer
 
 
 class HealthOnlyGrpcServer:

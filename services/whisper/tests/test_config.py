@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from whisper_service.config import WhisperSettings, describe_validation_error
+from common.settings import describe_config_error
+from whisper_service.config import WhisperSettings
 
 
 def run_main(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -90,7 +91,7 @@ def test_validation_error_is_described_on_one_line(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("WHISPER_ENGINE", "nope")
     with pytest.raises(ValidationError) as info:
         WhisperSettings()
-    line = describe_validation_error(info.value)
+    line = describe_config_error(info.value)
     assert "\n" not in line
     assert "WHISPER_PORT" in line
     assert "WHISPER_ENGINE" in line

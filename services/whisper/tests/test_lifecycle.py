@@ -17,7 +17,7 @@ from whisper_service import engines
 from whisper_service.config import WhisperSettings
 from whisper_service.proto.whisper.v1 import transcriber_pb2 as pb
 from whisper_service.proto.whisper.v1 import transcriber_pb2_grpc as pb_grpc
-from whisper_service.server import SERVICE_NAME, WhisperServer
+from whisper_service.server import GRPC_SERVICE_NAME, WhisperServer
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -60,7 +60,7 @@ def test_health_goes_not_serving_serving_not_serving(
 
     # 1. Listening, engine not loaded: NOT_SERVING for the server and the service, and
     #    transcriptions are refused with UNAVAILABLE (clients retry).
-    for service in ("", SERVICE_NAME):
+    for service in ("", GRPC_SERVICE_NAME):
         assert check(target, service) == NOT_SERVING
     with grpc.insecure_channel(target) as ch:
         stub = pb_grpc.TranscriberStub(ch)
@@ -73,7 +73,7 @@ def test_health_goes_not_serving_serving_not_serving(
         # 2. Loaded: SERVING for both.
         gate.set()
         loading.join(30)
-        for service in ("", SERVICE_NAME):
+        for service in ("", GRPC_SERVICE_NAME):
             assert check(target, service) == SERVING
         reply = stub.TranscribeFile(
             pb.TranscribeFileRequest(audio=alice_wav.read_bytes()), timeout=30
@@ -85,7 +85,7 @@ def test_health_goes_not_serving_serving_not_serving(
             service: health_pb2_grpc.HealthStub(ch).Watch(
                 health_pb2.HealthCheckRequest(service=service), timeout=30
             )
-            for service in ("", SERVICE_NAME)
+            for service in ("", GRPC_SERVICE_NAME)
         }
         for watch in watches.values():
             assert next(watch).status == SERVING

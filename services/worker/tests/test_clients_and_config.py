@@ -1,4 +1,4 @@
-"""The llm client against the real llm service, settings validation, backoff, the CLI."""
+"""The llm analyzer against the real llm service, settings validation, backoff, the CLI."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
-from backend.testing import free_port, subprocess_env
-from worker import llm_client
+from mi_testing import free_port, subprocess_env
 from worker.__main__ import worker_argv
+from worker.analyzer import LLMAnalyzer
 from worker.config import WorkerSettings
 from worker.errors import PermanentError, TransientError
 from worker.tasks import backoff_seconds
@@ -20,35 +19,30 @@ from worker.tasks import backoff_seconds
 BASE = {"database_url": "postgresql://u@localhost/db", "redis_url": "redis://localhost:6379/0"}
 
 
-def test_llm_analysis(llm_url: str) -> None:
-    with httpx.Client() as http:
-        result = llm_client.analyze(
-            http,
-            llm_url,
+def test_analysis_through_the_real_llm_service(llm_url: str) -> None:
+    analyzer = LLMAnalyzer(llm_url, timeout=30)
+    try:
+        result = analyzer.analyze(
             "Alice will send the budget report by Friday. Bob will review the design.",
             language="en",
             reference_date=None,
-            timeout=30,
         )
+    finally:
+        analyzer.close()
     assert result.engine == "extractive"
     assert any(item.owner == "Alice" for item in result.action_items)
 
 
-def test_llm_rejection_is_permanent(llm_url: str) -> None:
-    with httpx.Client() as http, pytest.raises(PermanentError, match="422"):
-        llm_client.analyze(http, llm_url, "   ", language=None, reference_date=None, timeout=30)
+def test_a_rejected_transcript_is_permanent(llm_url: str) -> None:
+    analyzer = LLMAnalyzer(llm_url, timeout=30)
+    with pytest.raises(PermanentError, match="422"):
+        analyzer.analyze("   ", language=None, reference_date=None)
 
 
-def test_llm_unreachable_is_transient() -> None:
-    with httpx.Client() as http, pytest.raises(TransientError, match="unreachable"):
-        llm_client.analyze(
-            http,
-            f"http://127.0.0.1:{free_port()}",
-            "text",
-            language=None,
-            reference_date=None,
-            timeout=5,
-        )
+def test_an_unreachable_llm_is_transient() -> None:
+    analyzer = LLMAnalyzer(f"http://127.0.0.1:{free_port()}", timeout=5)
+    with pytest.raises(TransientError, match="unreachable"):
+        analyzer.analyze("text", language=None, reference_date=None)
 
 
 def test_settings_defaults_and_normalisation() -> None:
@@ -113,7 +107,7 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigterm_is_a_warm_shutdown(start_worker: object) -> None:
-    from backend.testing import ServiceProcess
+    from mi_testing import ServiceProcess
 
     assert callable(start_worker)
     worker: ServiceProcess = start_worker()

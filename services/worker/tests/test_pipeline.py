@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.testing import ServiceProcess, free_port
+from mi_testing import ServiceProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from backend.db.models import Meeting
+from meetings.models import Meeting
 from worker import resources
 from worker.config import WorkerSettings
 from worker.errors import MeetingFinishedError, MeetingGoneError, PermanentError, TransientError
@@ -139,7 +139,7 @@ def test_undecodable_audio_is_rejected_permanently(
 def test_whisper_unreachable_is_transient(
     worker_env: dict[str, str], new_meeting: Callable[..., uuid.UUID]
 ) -> None:
-    from backend.testing import free_port
+    from mi_testing import free_port
 
     env = {**worker_env, "WHISPER_URL": f"127.0.0.1:{free_port()}", "WHISPER_RETRY_ATTEMPTS": "1"}
     res = resources.build(WorkerSettings(**{k.lower(): v for k, v in env.items()}))

@@ -1,4 +1,4 @@
-"""Base class for every service's typed settings.
+"""Base class for every service's typed settings, and how a service reports bad ones.
 
 Services read their configuration from the process environment only: the local runtime and
 compose both export the keys of `.env.<env>`, so no service parses `.env` files itself.
@@ -6,13 +6,28 @@ compose both export the keys of `.env.<env>`, so no service parses `.env` files 
 
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.environments import ENVIRONMENTS, Environment
 
-__all__ = ["ENVIRONMENTS", "Environment", "ServiceSettings"]
+__all__ = [
+    "CONFIG_ERROR_EXIT",
+    "ENVIRONMENTS",
+    "Environment",
+    "ServiceSettings",
+    "describe_config_error",
+    "report_config_error",
+]
+
+CONFIG_ERROR_EXIT = 2
+"""Exit status of a service that refuses its configuration (supervisors do not retry it)."""
+
+# A rejected value is echoed to help spot typos, except where it may carry a credential.
+_NEVER_ECHOED = ("TOKEN", "PASSWORD", "SECRET", "KEY", "URL")
 
 
 class ServiceSettings(BaseSettings):
@@ -23,3 +38,26 @@ class ServiceSettings(BaseSettings):
     app_env: Environment = "dev"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+
+
+def describe_config_error(exc: ValidationError) -> str:
+    """One line naming every bad key as the user wrote it (the env var) and what is wrong."""
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]).upper()
+        if not key:  # a check across several keys (a model validator) names them itself
+            problems.append(error["msg"].removeprefix("Value error, "))
+        elif error["type"] == "missing":
+            problems.append(f"{key} is not set")
+        else:
+            got = error.get("input")
+            echo = isinstance(got, str | int | float) and not any(w in key for w in _NEVER_ECHOED)
+            shown = f" (got {got!r})" if echo else ""
+            problems.append(f"{key}: {error['msg'].removeprefix('Value error, ')}{shown}")
+    return "; ".join(problems)
+
+
+def report_config_error(service: str, exc: ValidationError) -> int:
+    """Print the one line a human reads when `service` refuses its settings; the exit status."""
+    sys.stderr.write(f"{service}: invalid configuration: {describe_config_error(exc)}\n")
+    return CONFIG_ERROR_EXIT

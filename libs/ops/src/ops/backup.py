@@ -487,7 +487,7 @@ class Restored:
 
 
 def _known_revisions() -> tuple[list[str], str]:
-    from backend.db import migrations
+    from meetings import migrations
 
     return [rev for rev, _ in migrations.history()], migrations.head()
 

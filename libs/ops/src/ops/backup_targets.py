@@ -369,7 +369,7 @@ class NoApps:
 
 
 def _migrate_here(database_url: str) -> None:
-    from backend.db import migrations
+    from meetings import migrations
 
     try:
         migrations.upgrade(database_url)

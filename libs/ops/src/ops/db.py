@@ -1,6 +1,6 @@
 """`inv db.*`: the backend's Alembic migrations, per environment.
 
-The migration scripts ship inside the backend package (`backend.db.migrations`); this module
+The migration scripts ship inside the backend package (`meetings.migrations`); this module
 adds what an operator needs around them: which database, is it reachable, a safety backup
 before changing staging or prod, and errors that say what to do.
 """
@@ -55,7 +55,7 @@ def safety_backup(env: str, *, skip: bool) -> Callable[[str], Path] | None:
 
 def status(env: str) -> tuple[str | None, str]:
     """(the database's revision, the code's head revision)."""
-    from backend.db import migrations
+    from meetings import migrations
 
     url = database_url(env)
     return _run(env, lambda: migrations.current(url)), migrations.head()
@@ -63,7 +63,7 @@ def status(env: str) -> tuple[str | None, str]:
 
 def migrate(env: str, to: str = "head", *, backup: Callable[[str], Path] | None = None) -> str:
     """Upgrade `env` to `to`; `backup(env)` runs first when given. Returns the new revision."""
-    from backend.db import migrations
+    from meetings import migrations
 
     url = database_url(env)
     before, head = status(env)
@@ -79,7 +79,7 @@ def migrate(env: str, to: str = "head", *, backup: Callable[[str], Path] | None 
 
 
 def downgrade(env: str, to: str, *, backup: Callable[[str], Path] | None = None) -> str:
-    from backend.db import migrations
+    from meetings import migrations
 
     url = database_url(env)
     before, _ = status(env)
@@ -113,7 +113,7 @@ def _require_head(env: str, why: str) -> str:
 
 def check(env: str) -> str:
     """Fail when the models need a migration that does not exist yet."""
-    from backend.db import migrations
+    from meetings import migrations
 
     url = database_url(env)
     head = _require_head(env, "since models are compared with a migrated database")
@@ -128,7 +128,7 @@ def check(env: str) -> str:
 
 def revision(env: str, message: str) -> Path:
     """Autogenerate a migration from the difference between the models and `env`'s database."""
-    from backend.db import migrations
+    from meetings import migrations
 
     url = database_url(env)
     _require_head(env, "so only your model changes end up in the script")

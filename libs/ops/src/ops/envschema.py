@@ -168,7 +168,7 @@ class StackSettings(BaseSettings):
 # Each service's own settings class: its keys that are not above are optional tuning knobs
 # whose defaults live in the service (the single source), documented in .env.example.
 SERVICE_SETTINGS = {
-    "backend": ("backend.core.config", "BackendSettings"),
+    "backend": ("backend.config", "BackendSettings"),
     "worker": ("worker.config", "WorkerSettings"),
     "whisper": ("whisper_service.config", "WhisperSettings"),
     "llm": ("llm_service.config", "LLMSettings"),

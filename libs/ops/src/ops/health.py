@@ -11,14 +11,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from common import grpc_health
+from common.database import libpq_url
 from common.health import Check, HealthReport, run_checks
 
 CHECK_TIMEOUT = 2.0
-
-
-def _pg_conninfo(database_url: str) -> str:
-    # SQLAlchemy's driver suffix means nothing to libpq.
-    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def postgres_probe(database_url: str) -> Any:
@@ -26,7 +23,7 @@ def postgres_probe(database_url: str) -> Any:
         import psycopg
 
         async with await psycopg.AsyncConnection.connect(
-            _pg_conninfo(database_url), connect_timeout=int(CHECK_TIMEOUT)
+            libpq_url(database_url), connect_timeout=int(CHECK_TIMEOUT)
         ) as conn:
             cur = await conn.execute("SELECT current_setting('server_version')")
             row = await cur.fetchone()
@@ -87,37 +84,12 @@ def _failing(body: bytes) -> str:
     return "; ".join(failing) or body[:200].decode(errors="replace")
 
 
-# grpc.health.v1 on the wire: Check's request with service "" is the empty message, and the
-# reply is one varint field (1: status). Spoken directly, it spares importing protobuf
-# stubs, which would cost more than the check itself.
-_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
-_SERVING_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
-
-
-def decode_serving_status(reply: bytes) -> str:
-    """The `status` of a HealthCheckResponse (field 1, varint; absent means UNKNOWN)."""
-    if not reply:
-        return "UNKNOWN"
-    if reply[0] != 0x08 or len(reply) < 2:
-        raise ValueError(f"not a HealthCheckResponse: {reply!r}")
-    return _SERVING_STATUS.get(reply[1], f"status {reply[1]}")
-
-
 def grpc_probe(target: str) -> Any:
     async def probe() -> str:
         import grpc
 
         async with grpc.aio.insecure_channel(target) as channel:
-            check: Any = channel.unary_unary(_HEALTH_CHECK)
-            try:
-                reply = await check(b"", timeout=CHECK_TIMEOUT)
-            except grpc.aio.AioRpcError as exc:
-                # The default rendering repeats the details three times; one line suffices.
-                raise RuntimeError(f"{exc.code().name}: {exc.details()}") from None
-        status = decode_serving_status(reply)
-        if status != "SERVING":
-            raise RuntimeError(f"gRPC health is {status}")
-        return status
+            return await grpc_health.check_async(channel, timeout=CHECK_TIMEOUT)
 
     return probe
 
@@ -136,7 +108,7 @@ def worker_probe(redis_url: str) -> Any:
         if not replies:
             raise RuntimeError("no Celery worker answered ping")
         # The queues the pipeline routes to; their depth is reported, not judged.
-        from backend.pipeline import ALL_QUEUES
+        from meetings.pipeline import ALL_QUEUES
 
         client = redis.Redis.from_url(redis_url, socket_connect_timeout=CHECK_TIMEOUT)
         try:

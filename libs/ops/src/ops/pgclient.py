@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from common.database import libpq_url
 from ops import binaries, project
 from ops.errors import OpsError
 
@@ -85,7 +86,7 @@ class LocalEndpoint:
     def __post_init__(self) -> None:
         from psycopg.conninfo import conninfo_to_dict
 
-        url = self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        url = libpq_url(self.database_url)
         try:
             params = conninfo_to_dict(url)
         except Exception as exc:

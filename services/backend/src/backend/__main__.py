@@ -1,7 +1,7 @@
 """`python -m backend`: serve the API with uvicorn on BACKEND_HOST:BACKEND_PORT.
 
-Configuration problems end the process with one line on stderr and exit status 2, before
-uvicorn starts, so supervisors and `inv up` show the reason instead of a traceback.
+Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 2 for bad configuration (one line on
+stderr naming each bad key, before uvicorn starts), 3 when the port cannot be bound.
 """
 
 from __future__ import annotations
@@ -10,51 +10,43 @@ import signal
 import sys
 from types import FrameType
 
-import uvicorn
 from pydantic import ValidationError
 
-from backend.core.config import BackendSettings, get_settings
+from backend.config import SERVICE_NAME, get_settings
 from common.logging import configure_logging
+from common.settings import report_config_error
 
 
-def describe_config_error(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        key = str(error["loc"][0]).upper() if error["loc"] else "?"
-        message = "is not set" if error["type"] == "missing" else error["msg"]
-        problems.append(f"{key} {message}")
-    return "backend: invalid configuration: " + "; ".join(problems)
-
-
-def load_settings() -> BackendSettings:
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        print(describe_config_error(exc), file=sys.stderr)  # noqa: T201 - the CLI's one line
-        raise SystemExit(2) from None
-
-
-def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def main() -> None:
-    settings = load_settings()
-    configure_logging("backend", settings.log_level, json_logs=settings.log_json)
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal; this handler (the
-    # one it restores) turns that into a clean exit 0 instead of death by signal.
+def main() -> int:
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        return report_config_error(SERVICE_NAME, exc)
+    # Imported once the configuration is known good: a bad one fails fast.
+    import uvicorn
+
+    configure_logging(SERVICE_NAME, settings.log_level, json_logs=settings.log_json)
+    # uvicorn shuts down gracefully on SIGTERM, restores this handler and re-raises the
+    # signal: a requested stop becomes exit 0, not death by signal.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    # uvicorn.run, not a Server: it also runs BACKEND_WORKERS > 1 processes, and exits 3
+    # itself when the port cannot be bound.
     uvicorn.run(
         "backend.main:app",
         host=settings.backend_host,
         port=settings.backend_port,
         workers=settings.backend_workers,
-        # None keeps the root logger we configured (one format for app and server logs).
+        # None keeps the root logger configured above (one format for app and server).
         log_config=None,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,12 +8,12 @@ worker retries, so they must not take the API out of a load balancer.
 from __future__ import annotations
 
 from grpc import aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from httpx import AsyncClient
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from common import grpc_health
 from common.health import Check
 
 
@@ -33,15 +33,8 @@ def redis_check(redis: Redis) -> Check:
 
 
 def whisper_check(channel: aio.Channel, timeout: float = 2.0) -> Check:
-    stub = health_pb2_grpc.HealthStub(channel)
-
     async def probe() -> str:
-        # service="" asks for the server's overall health (grpc.health.v1 convention).
-        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
-        state = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        if reply.status != health_pb2.HealthCheckResponse.SERVING:
-            raise RuntimeError(f"whisper reports {state}")
-        return state
+        return await grpc_health.check_async(channel, timeout=timeout)
 
     return Check("whisper", probe, required=False, timeout=timeout)
 

@@ -14,14 +14,14 @@ from redis.asyncio import Redis
 
 from backend import __version__
 from backend.api.routes import health, meetings, search
-from backend.core.config import BackendSettings, get_settings
+from backend.config import SERVICE_NAME, BackendSettings, get_settings
 from backend.core.errors import install_error_handlers
 from backend.core.security import require_token
 from backend.db.read_pool import read_pool
-from backend.db.session import async_engine, async_sessions
 from backend.services.task_queue import make_client
 from common.logging import configure_logging
 from common.metrics import PrometheusMiddleware
+from meetings.session import async_engine, async_sessions
 
 DESCRIPTION = """\
 Upload a meeting recording, then poll it until `status` is `done`: the transcript, summary
@@ -37,7 +37,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not logging.getLogger().handlers:
         # Worker processes spawned by uvicorn (BACKEND_WORKERS > 1) start unconfigured; a
         # process that already set up logging (__main__, pytest) keeps its handlers.
-        configure_logging("backend", settings.log_level, json_logs=settings.log_json)
+        configure_logging(SERVICE_NAME, settings.log_level, json_logs=settings.log_json)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     engine = async_engine(
         settings.database_url,
@@ -86,7 +86,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(PrometheusMiddleware, service="backend")
+    app.add_middleware(PrometheusMiddleware, service=SERVICE_NAME)
     install_error_handlers(app)
 
     for router in (meetings.router, search.router):

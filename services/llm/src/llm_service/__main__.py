@@ -14,7 +14,8 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from llm_service.config import LLMSettings, describe_validation_error
+from common.settings import report_config_error
+from llm_service.config import SERVICE_NAME, get_settings
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
@@ -23,17 +24,16 @@ def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
 
 def main() -> int:
     try:
-        settings = LLMSettings()
+        settings = get_settings()
     except ValidationError as exc:
-        sys.stderr.write(f"llm: invalid configuration: {describe_validation_error(exc)}\n")
-        return 2
+        return report_config_error(SERVICE_NAME, exc)
     # Imported only once the configuration is known good: a bad one fails fast.
     import uvicorn
 
     from common.logging import configure_logging
-    from llm_service.main import SERVICE, create_app
+    from llm_service.main import create_app
 
-    configure_logging(SERVICE, settings.log_level, json_logs=settings.log_json)
+    configure_logging(SERVICE_NAME, settings.log_level, json_logs=settings.log_json)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings),

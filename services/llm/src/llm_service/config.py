@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, ValidationError
+from pydantic import AnyHttpUrl, Field
 from pydantic_settings import SettingsConfigDict
 
+from common.environments import DEV_PORTS
 from common.settings import ServiceSettings
+
+SERVICE_NAME = "llm"
 
 EngineChoice = Literal["auto", "ollama", "extractive"]
 
@@ -18,7 +22,9 @@ class LLMSettings(ServiceSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     llm_host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds to.")
-    llm_port: int = Field(default=8001, ge=1, le=65535, description="Port of the HTTP server.")
+    llm_port: int = Field(
+        default=DEV_PORTS["LLM_PORT"], ge=1, le=65535, description="Port of the HTTP server."
+    )
     llm_engine: EngineChoice = Field(
         default="auto",
         description="auto: Ollama when it answers and has the model, else extractive.",
@@ -47,12 +53,7 @@ class LLMSettings(ServiceSettings):
         return str(self.ollama_url).rstrip("/")
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming every bad key the way the user wrote it (env var names)."""
-    problems = []
-    for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]).upper() or "settings"
-        got = err.get("input")
-        shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
-        problems.append(f"{key}: {err['msg']}{shown}")
-    return "; ".join(problems)
+@lru_cache
+def get_settings() -> LLMSettings:
+    """The process-wide settings; raises pydantic.ValidationError on bad config."""
+    return LLMSettings()

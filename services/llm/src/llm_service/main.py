@@ -14,14 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from common.metrics import PrometheusMiddleware
-from llm_service.api import analysis, health
-from llm_service.config import LLMSettings
+from llm_service.api.routes import analysis, health
+from llm_service.config import SERVICE_NAME, LLMSettings, get_settings
 from llm_service.engines.base import EngineError
 from llm_service.engines.extractive import ExtractiveEngine
 from llm_service.engines.ollama import OllamaClient, OllamaEngine
 from llm_service.engines.selection import EngineSelector
-
-SERVICE = "llm"
 
 
 def _version() -> str:
@@ -39,7 +37,7 @@ async def _engine_error(_request: Request, exc: Exception) -> JSONResponse:
 def create_app(
     settings: LLMSettings | None = None, *, ollama_backoff: float = 0.5, probe_ttl: float = 15.0
 ) -> FastAPI:
-    settings = settings or LLMSettings()
+    settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,7 +65,7 @@ def create_app(
         version=_version(),
         lifespan=lifespan,
     )
-    app.add_middleware(PrometheusMiddleware, service=SERVICE)
+    app.add_middleware(PrometheusMiddleware, service=SERVICE_NAME)
     app.add_exception_handler(EngineError, _engine_error)
     app.include_router(analysis.router)
     app.include_router(health.router)

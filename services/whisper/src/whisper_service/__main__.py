@@ -16,7 +16,8 @@ from types import FrameType
 from pydantic import ValidationError
 
 from common.logging import configure_logging
-from whisper_service.config import SERVICE_NAME, WhisperSettings, describe_validation_error
+from common.settings import report_config_error
+from whisper_service.config import SERVICE_NAME, get_settings
 from whisper_service.errors import EngineError
 from whisper_service.server import WhisperServer
 
@@ -24,15 +25,15 @@ log = logging.getLogger("whisper_service")
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"whisper: {message}", file=sys.stderr)  # noqa: T201 (the one line a human reads)
+    sys.stderr.write(f"{SERVICE_NAME}: {message}\n")  # the one line a human reads
     return code
 
 
 def main() -> int:
     try:
-        settings = WhisperSettings()
+        settings = get_settings()
     except ValidationError as exc:
-        return _fail(f"invalid configuration: {describe_validation_error(exc)}", 2)
+        return report_config_error(SERVICE_NAME, exc)
     configure_logging(SERVICE_NAME, settings.log_level, json_logs=settings.log_json)
 
     # SimpleQueue.put is safe inside a signal handler (Event.set can deadlock there).

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from common.environments import DEV_PORTS
 from common.settings import ServiceSettings
 
 EngineName = Literal["auto", "faster-whisper", "pocketsphinx"]
@@ -39,8 +41,10 @@ class WhisperSettings(ServiceSettings):
     model_config = SettingsConfigDict(validate_by_name=True, validate_by_alias=True)
 
     host: str = Field(default="127.0.0.1", validation_alias="WHISPER_HOST", min_length=1)
-    port: PortOrZero = Field(default=50051, validation_alias="WHISPER_PORT")
-    metrics_port: PortOrZero = Field(default=9101, validation_alias="WHISPER_METRICS_PORT")
+    port: PortOrZero = Field(default=DEV_PORTS["WHISPER_PORT"], validation_alias="WHISPER_PORT")
+    metrics_port: PortOrZero = Field(
+        default=DEV_PORTS["WHISPER_METRICS_PORT"], validation_alias="WHISPER_METRICS_PORT"
+    )
     engine: EngineName = Field(default="auto", validation_alias="WHISPER_ENGINE")
     model_dir: Path = Field(
         default=Path(".models/dev/whisper"), validation_alias="WHISPER_MODEL_DIR"
@@ -99,12 +103,7 @@ class WhisperSettings(ServiceSettings):
         return "float16" if self.device == "cuda" else "int8"
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming each bad key and what it should be, for a clean exit on bad config."""
-    parts = []
-    for error in exc.errors():
-        key = ".".join(str(p) for p in error["loc"]) or "settings"
-        value = error.get("input")
-        shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
-        parts.append(f"{key.upper()}: {error['msg']}{shown}")
-    return "; ".join(parts)
+@lru_cache
+def get_settings() -> WhisperSettings:
+    """The process-wide settings; raises pydantic.ValidationError on bad config."""
+    return WhisperSettings()

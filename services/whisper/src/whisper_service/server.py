@@ -25,7 +25,8 @@ from whisper_service.servicer import TranscriberServicer
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME: str = transcriber_pb2.DESCRIPTOR.services_by_name["Transcriber"].full_name
+# The full gRPC name, as health checks and reflection list it.
+GRPC_SERVICE_NAME: str = transcriber_pb2.DESCRIPTOR.services_by_name["Transcriber"].full_name
 # Health, reflection and engine-info calls must still be answered while every engine slot
 # is busy, and streamed uploads hold a thread while they arrive: give the pool headroom.
 _EXTRA_THREADS = 8
@@ -65,7 +66,7 @@ class WhisperServer:
         transcriber_pb2_grpc.add_TranscriberServicer_to_server(self.servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
+            (GRPC_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
         )
         self.port = 0
         self.metrics_port = 0
@@ -137,5 +138,5 @@ class WhisperServer:
         log.info("stopped")
 
     def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
-        for service in ("", SERVICE_NAME):
+        for service in ("", GRPC_SERVICE_NAME):
             self.health.set(service, status)

@@ -6,7 +6,8 @@ option given on the command line is passed to `celery worker` and wins, e.g.
     python -m worker --queues transcribe --concurrency 2
     python -m worker --pool solo --loglevel DEBUG
 
-Configuration problems end the process with one line on stderr and exit status 2.
+Exit codes: 0 after a warm shutdown (SIGTERM: running tasks finish first), 2 for bad
+configuration (one line on stderr naming each bad key), Celery's own codes otherwise.
 """
 
 from __future__ import annotations
@@ -15,16 +16,8 @@ import sys
 
 from pydantic import ValidationError
 
-from worker.config import WorkerSettings, get_settings
-
-
-def describe_config_error(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        key = str(error["loc"][0]).upper() if error["loc"] else "settings"
-        message = "is not set" if error["type"] == "missing" else error["msg"]
-        problems.append(f"{key} {message}" if error["loc"] else message)
-    return "worker: invalid configuration: " + "; ".join(problems)
+from common.settings import report_config_error
+from worker.config import SERVICE_NAME, WorkerSettings, get_settings
 
 
 def worker_argv(settings: WorkerSettings, extra: list[str]) -> list[str]:
@@ -35,18 +28,18 @@ def worker_argv(settings: WorkerSettings, extra: list[str]) -> list[str]:
     return argv + extra
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
     except ValidationError as exc:
-        print(describe_config_error(exc), file=sys.stderr)  # noqa: T201 - the CLI's one line
-        raise SystemExit(2) from None
+        return report_config_error(SERVICE_NAME, exc)
 
     from worker.celery_app import app
 
     # Celery handles SIGTERM as a warm shutdown: running tasks finish, then it exits 0.
     app.worker_main(worker_argv(settings, sys.argv[1:] if argv is None else argv))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

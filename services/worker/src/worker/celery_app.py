@@ -11,9 +11,9 @@ from typing import Any
 
 from celery import Celery, signals
 
-from backend.pipeline import QUEUE_PIPELINE, TASK_ROUTES
 from common.logging import configure_logging
-from worker.config import WorkerSettings, get_settings
+from meetings.pipeline import QUEUE_PIPELINE, TASK_ROUTES
+from worker.config import SERVICE_NAME, WorkerSettings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -67,4 +67,4 @@ def _setup_logging(loglevel: str | int | None = None, **_: Any) -> None:
     level = loglevel if isinstance(loglevel, str) else settings.log_level
     if isinstance(loglevel, int):
         level = logging.getLevelName(loglevel)
-    configure_logging("worker", level, json_logs=settings.log_json)
+    configure_logging(SERVICE_NAME, level, json_logs=settings.log_json)

@@ -8,8 +8,12 @@ from typing import Annotated, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from backend.pipeline import ALL_QUEUES
+from common.database import sqlalchemy_url
+from common.environments import DEV_PORTS
 from common.settings import ServiceSettings
+from meetings.pipeline import ALL_QUEUES
+
+SERVICE_NAME = "worker"
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
 
@@ -19,8 +23,12 @@ class WorkerSettings(ServiceSettings):
 
     database_url: str = Field(description="SQLAlchemy URL of the Postgres database.")
     redis_url: str = Field(description="Redis URL of the Celery broker.")
-    whisper_url: str = Field("127.0.0.1:50051", description="gRPC target of the whisper service.")
-    llm_url: str = Field("http://127.0.0.1:8001", description="Base URL of the llm service.")
+    whisper_url: str = Field(
+        f"127.0.0.1:{DEV_PORTS['WHISPER_PORT']}", description="gRPC target of the whisper service."
+    )
+    llm_url: str = Field(
+        f"http://127.0.0.1:{DEV_PORTS['LLM_PORT']}", description="Base URL of the llm service."
+    )
     media_dir: Path = Field(
         Path(".data/dev/media"), description="Where the backend stored the uploaded recordings."
     )
@@ -75,11 +83,7 @@ class WorkerSettings(ServiceSettings):
     @field_validator("database_url")
     @classmethod
     def _psycopg(cls, value: str) -> str:
-        if value.startswith("postgresql://"):
-            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
-        if not value.startswith("postgresql+psycopg://"):
-            raise ValueError("must be a postgresql+psycopg:// URL")
-        return value
+        return sqlalchemy_url(value)
 
     @field_validator("redis_url")
     @classmethod

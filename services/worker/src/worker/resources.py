@@ -1,4 +1,4 @@
-"""Per-process clients: database, Redis, llm HTTP and whisper gRPC.
+"""Per-process clients: database, Redis, the llm service (HTTP) and whisper (gRPC).
 
 Built lazily in the process that uses them: Celery's prefork pool forks children from the
 main process, and neither database connections nor gRPC channels survive a fork.
@@ -10,13 +10,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from celery import signals
 from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.db.session import sync_engine, sync_sessions
+from meetings.session import sync_engine, sync_sessions
+from worker.analyzer import Analyzer, LLMAnalyzer
 from worker.config import WorkerSettings, get_settings
 from worker.transcriber import Transcriber, WhisperTranscriber
 
@@ -27,8 +27,8 @@ class Resources:
     engine: Engine
     sessions: sessionmaker[Session]
     redis: Redis
-    http: httpx.Client
     _transcriber: Transcriber | None = field(default=None, repr=False)
+    _analyzer: Analyzer | None = field(default=None, repr=False)
 
     @property
     def transcriber(self) -> Transcriber:
@@ -40,10 +40,17 @@ class Resources:
             )
         return self._transcriber
 
+    @property
+    def analyzer(self) -> Analyzer:
+        if self._analyzer is None:
+            self._analyzer = LLMAnalyzer(self.settings.llm_url, timeout=self.settings.llm_timeout)
+        return self._analyzer
+
     def close(self) -> None:
         if self._transcriber is not None:
             self._transcriber.close()
-        self.http.close()
+        if self._analyzer is not None:
+            self._analyzer.close()
         self.redis.close()
         self.engine.dispose()
 
@@ -56,7 +63,6 @@ def build(settings: WorkerSettings) -> Resources:
         engine=engine,
         sessions=sync_sessions(engine),
         redis=Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
-        http=httpx.Client(),
     )
 
 

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
-from backend.db.models import Meeting, MeetingStatus
+from meetings.models import Meeting, MeetingStatus
 from worker.errors import MeetingFinishedError, MeetingGoneError
 
 ERROR_MAX = 2000

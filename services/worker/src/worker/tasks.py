@@ -25,7 +25,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from psycopg.errors import ForeignKeyViolation
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from backend.pipeline import ANALYZE, INDEX, PROCESS_MEETING, TRANSCRIBE
+from meetings.pipeline import ANALYZE, INDEX, PROCESS_MEETING, TRANSCRIBE
 from worker import resources, store
 from worker.celery_app import app
 from worker.deliveries import count_delivery

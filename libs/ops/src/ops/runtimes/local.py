@@ -190,7 +190,7 @@ class LocalRuntime:
         self._summary(env, values)
 
     def _migrate(self, values: Mapping[str, str]) -> None:
-        from backend.db import migrations
+        from meetings import migrations
 
         try:
             migrations.upgrade(values["DATABASE_URL"])

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.config import BackendSettings
+from backend.config import BackendSettings
 
 
 def get_settings(request: Request) -> BackendSettings:

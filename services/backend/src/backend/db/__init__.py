@@ -1,1 +1,1 @@
-"""Database layer: models, engines/sessions and the Alembic migration API."""
+"""The API's own database access; the tables and sessions are `meetings`' (libs/meetings)."""

@@ -10,10 +10,7 @@ from __future__ import annotations
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-
-def libpq_url(url: str) -> str:
-    """SQLAlchemy's postgresql+psycopg:// URL as libpq understands it."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+from common.database import libpq_url
 
 
 def read_pool(url: str, *, min_size: int, max_size: int) -> AsyncConnectionPool:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from psycopg import AsyncConnection
 
-from backend.db.models import SEARCH_CONFIG
+from meetings.models import SEARCH_CONFIG
 
 # Control characters cannot appear in transcripts, so after HTML-escaping the snippet they
 # can be swapped for <mark> safely: the only markup in a snippet is ours.

@@ -6,7 +6,8 @@ import uuid
 
 from celery import Celery
 
-from backend.pipeline import PROCESS_MEETING, TASK_ROUTES
+from backend.config import SERVICE_NAME
+from meetings.pipeline import PROCESS_MEETING, TASK_ROUTES
 
 
 class EnqueueError(RuntimeError):
@@ -15,7 +16,7 @@ class EnqueueError(RuntimeError):
 
 def make_client(broker_url: str, *, timeout_s: float) -> Celery:
     """A producer-only Celery app: routes and bounded broker timeouts, no task code."""
-    app = Celery("backend", broker=broker_url, set_as_current=False)
+    app = Celery(SERVICE_NAME, broker=broker_url, set_as_current=False)
     app.conf.update(
         task_routes=TASK_ROUTES,
         task_serializer="json",

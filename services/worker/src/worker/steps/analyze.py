@@ -9,8 +9,9 @@ import uuid
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.models import ActionItem, MeetingStatus, Summary, Transcript, TranscriptSegment
-from worker import llm_client, store
+from llm_service.schemas import AnalyzeResponse
+from meetings.models import ActionItem, MeetingStatus, Summary, Transcript, TranscriptSegment
+from worker import store
 from worker.errors import PermanentError
 from worker.resources import Resources
 
@@ -59,17 +60,14 @@ def run(res: Resources, meeting_id: uuid.UUID) -> bool:
         reference_date = meeting.created_at.date()
 
     if text.strip():
-        analysis = llm_client.analyze(
-            res.http,
-            res.settings.llm_url,
+        analysis = res.analyzer.analyze(
             text,
             language=language if language and _LANGUAGE_TAG.match(language) else None,
             reference_date=reference_date,
-            timeout=res.settings.llm_timeout,
         )
     else:
         # Silence is a result, not an error: there is nothing for the llm to read.
-        analysis = llm_client.Analysis(
+        analysis = AnalyzeResponse(
             summary=NO_SPEECH, action_items=[], topics=[], engine="none", model="none"
         )
 

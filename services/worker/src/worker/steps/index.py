@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.models import SearchDocument, Summary, Transcript
+from meetings.models import SearchDocument, Summary, Transcript
 from worker import store
 from worker.resources import Resources
 

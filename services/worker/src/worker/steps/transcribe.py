@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.models import MeetingStatus, Transcript, TranscriptSegment
+from meetings.models import MeetingStatus, Transcript, TranscriptSegment
 from worker import store
 from worker.errors import PermanentError
 from worker.resources import Resources

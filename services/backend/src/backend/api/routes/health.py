@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from backend.config import SERVICE_NAME
 from backend.health_checks import database_check, llm_check, redis_check, whisper_check
 from common.health import run_checks
 from common.metrics import render_latest
@@ -16,7 +17,7 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/health", summary="The process is alive")
 async def health() -> dict[str, str]:
-    return {"status": "ok", "service": "backend"}
+    return {"status": "ok", "service": SERVICE_NAME}
 
 
 @router.get(
@@ -34,7 +35,7 @@ async def ready(request: Request) -> JSONResponse:
             llm_check(state.http, state.settings.llm_url),
         ]
     )
-    body: dict[str, Any] = {"service": "backend", **report.as_dict()}
+    body: dict[str, Any] = {"service": SERVICE_NAME, **report.as_dict()}
     code = status.HTTP_200_OK if report.ok else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body, code)
 

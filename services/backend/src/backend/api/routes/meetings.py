@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from backend.api import API_PREFIX
 from backend.api.deps import ReadConnectionDep, SessionDep, SettingsDep, TaskQueueDep
-from backend.db.models import TITLE_MAX, Meeting, MeetingStatus
 from backend.schemas import (
     ErrorBody,
     MeetingCreated,
@@ -24,6 +23,7 @@ from backend.schemas import (
 from backend.services.meeting_json import meeting_json
 from backend.services.task_queue import EnqueueError, enqueue_meeting
 from backend.services.uploads import UploadError, receive_upload
+from meetings.models import TITLE_MAX, Meeting, MeetingStatus
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix=f"{API_PREFIX}/meetings", tags=["meetings"])

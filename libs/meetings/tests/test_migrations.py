@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from backend.db import migrations
-from backend.db.models import Base
+from meetings import migrations
+from meetings.models import Base
+from mi_testing import subprocess_env
 
 APP_TABLES = set(Base.metadata.tables)
+MEMBER_DIR = Path(__file__).resolve().parents[1]
 
 
 def tables(url: str) -> set[str]:
@@ -109,3 +113,16 @@ def test_search_vector_is_generated_and_indexed(database_url: str) -> None:
     assert "'approv':2B" in vector
     assert "'hire':5C" in vector
     assert "USING gin (tsv)" in index
+
+
+def test_alembic_ini_works_for_humans(database_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "current"],
+        cwd=MEMBER_DIR,
+        env=subprocess_env(DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "0001" in result.stdout

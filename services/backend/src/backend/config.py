@@ -8,8 +8,11 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 
+from common.database import sqlalchemy_url
+from common.environments import DEV_PORTS
 from common.settings import ServiceSettings
 
+SERVICE_NAME = "backend"
 MEGABYTE = 1024 * 1024
 
 
@@ -18,7 +21,7 @@ class BackendSettings(ServiceSettings):
 
     backend_host: str = Field("127.0.0.1", description="Interface uvicorn binds to.")
     backend_port: Annotated[int, Field(ge=1, le=65535)] = Field(
-        8000, description="Port uvicorn listens on."
+        DEV_PORTS["BACKEND_PORT"], description="Port uvicorn listens on."
     )
     backend_workers: Annotated[int, Field(ge=1, le=64)] = Field(
         1, description="Uvicorn worker processes (1 in dev; about one per core in prod)."
@@ -37,9 +40,12 @@ class BackendSettings(ServiceSettings):
         200, description="Largest accepted upload in MiB; bigger uploads get 413."
     )
     whisper_url: str = Field(
-        "127.0.0.1:50051", description="gRPC target of the whisper service (host:port)."
+        f"127.0.0.1:{DEV_PORTS['WHISPER_PORT']}",
+        description="gRPC target of the whisper service (host:port).",
     )
-    llm_url: str = Field("http://127.0.0.1:8001", description="Base URL of the llm service.")
+    llm_url: str = Field(
+        f"http://127.0.0.1:{DEV_PORTS['LLM_PORT']}", description="Base URL of the llm service."
+    )
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = Field(
         10, description="Database connections kept open per worker process."
     )
@@ -63,13 +69,7 @@ class BackendSettings(ServiceSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
-        # psycopg 3 is the installed driver; a bare postgresql:// would make SQLAlchemy look
-        # for psycopg2.
-        if value.startswith("postgresql://"):
-            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
-        if not value.startswith("postgresql+psycopg://"):
-            raise ValueError("must be a postgresql+psycopg:// URL (search needs Postgres)")
-        return value
+        return sqlalchemy_url(value)  # search needs Postgres
 
     @field_validator("redis_url")
     @classmethod

@@ -1,8 +1,8 @@
 """Alembic environment: runs against `config.attributes["database_url"]` or $DATABASE_URL.
 
-Programmatic callers (backend.db.migrations) pass the URL as an attribute, which avoids
+Programmatic callers (`meetings.migrations`) pass the URL as an attribute, which avoids
 configparser's `%` interpolation mangling passwords; humans running `alembic` from
-services/backend get $DATABASE_URL.
+libs/meetings get $DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
-from backend.db.models import Base
+from common.database import sqlalchemy_url
+from meetings.models import Base
 
 # Any constant works; it only has to be the same for every process migrating this database.
 MIGRATION_LOCK_ID = 7_361_042_118
@@ -25,9 +26,7 @@ def _database_url() -> str:
     url = config.attributes.get("database_url") or os.environ.get("DATABASE_URL")
     if not url:
         raise SystemExit("DATABASE_URL is not set: export it or run through `inv db.migrate`.")
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return str(url)
+    return sqlalchemy_url(str(url))
 
 
 def _configure(**kwargs: object) -> None:

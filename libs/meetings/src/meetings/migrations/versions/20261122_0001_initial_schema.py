@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-# Frozen copy of backend.db.models.SEARCH_VECTOR_SQL as of this revision: migrations must
+# Frozen copy of meetings.models.SEARCH_VECTOR_SQL as of this revision: migrations must
 # not import models, which keep changing after the migration is written.
 SEARCH_VECTOR_SQL = (
     "setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A') || "

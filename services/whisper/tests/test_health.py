@@ -1,4 +1,5 @@
-"""The health probe the Docker HEALTHCHECK runs: exit 0 when SERVING, 1 otherwise."""
+"""The server's grpc.health.v1, as the Docker HEALTHCHECK (scripts/healthcheck.py), the
+backend's readiness and `inv health` see it through the one probe, common.grpc_health."""
 
 from __future__ import annotations
 
@@ -6,18 +7,23 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from whisper_service import engines, probe
+from common import grpc_health
+from whisper_service import engines
 from whisper_service.config import WhisperSettings
-from whisper_service.server import SERVICE_NAME, WhisperServer
+from whisper_service.server import GRPC_SERVICE_NAME, WhisperServer
+
+HEALTHCHECK = Path(__file__).resolve().parents[3] / "scripts" / "healthcheck.py"
 
 
-def run_probe(*args: str) -> subprocess.CompletedProcess[str]:
+def run_probe(target: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The container HEALTHCHECK's command."""
     return subprocess.run(
-        [sys.executable, "-m", "whisper_service.probe", *args],
+        [sys.executable, str(HEALTHCHECK), "grpc", target, *args],
         capture_output=True,
         text=True,
         check=False,
@@ -26,23 +32,15 @@ def run_probe(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_serving_server_passes(server: Any) -> None:
-    assert probe.check(server.target)
-    assert probe.check(server.target, service=SERVICE_NAME)
+    assert grpc_health.check(server.target, timeout=3) == "SERVING"
+    assert grpc_health.check(server.target, timeout=3, service=GRPC_SERVICE_NAME) == "SERVING"
     result = run_probe(server.target)
-    assert result.returncode == 0
-    assert result.stdout.strip() == f"{server.target}: SERVING"
-
-
-def test_nothing_listening_fails(helpers: type) -> None:
-    target = f"127.0.0.1:{helpers.free_port()}"
-    assert not probe.check(target, timeout=1)
-    result = run_probe(target, "--timeout", "1")
-    assert result.returncode == 1
-    assert "UNAVAILABLE" in result.stdout
+    assert (result.returncode, result.stderr) == (0, "")
 
 
 def test_unknown_service_fails(server: Any) -> None:
-    assert probe.status(server.target, service="nope.v1.Nothing").startswith("NOT_FOUND")
+    with pytest.raises(grpc_health.NotServingError, match="NOT_FOUND"):
+        grpc_health.check(server.target, timeout=3, service="nope.v1.Nothing")
     assert run_probe(server.target, "--service", "nope.v1.Nothing").returncode == 1
 
 
@@ -71,7 +69,8 @@ def loading_server() -> Iterator[WhisperServer]:
 
 def test_loading_server_fails_until_ready(loading_server: WhisperServer) -> None:
     target = f"127.0.0.1:{loading_server.port}"
-    assert probe.status(target) == "NOT_SERVING"
+    with pytest.raises(grpc_health.NotServingError, match="NOT_SERVING"):
+        grpc_health.check(target, timeout=3)
     result = run_probe(target)
     assert result.returncode == 1
-    assert result.stdout.strip() == f"{target}: NOT_SERVING"
+    assert "NOT_SERVING" in result.stderr

@@ -1,0 +1,91 @@
+"""The fixtures every test in the tree can ask for by name (registered through `pytest11`).
+
+Servers are session-scoped and shared by every test that asks for them; per-test state
+(a database, an empty Redis, a media directory) is cheap and fresh for each test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mi_testing import services, speech
+from mi_testing.stores import Postgres, RedisServer
+
+
+@pytest.fixture(scope="session")
+def servers_root() -> Iterator[Path]:
+    """Where the session's servers keep their data; removed at the end."""
+    root = Path(tempfile.mkdtemp(prefix="mi-test-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(servers_root: Path) -> Iterator[Postgres]:
+    """The session's Postgres cluster."""
+    server = Postgres(servers_root / "postgres")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(servers_root: Path) -> Iterator[RedisServer]:
+    """The session's redis-server."""
+    server = RedisServer(servers_root / "redis")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def empty_database_url(postgres: Postgres) -> Iterator[str]:
+    """A fresh database with no tables (for migration tests)."""
+    url = postgres.create_database(migrated=False)
+    yield url
+    postgres.drop_database(url)
+
+
+@pytest.fixture
+def database_url(postgres: Postgres) -> Iterator[str]:
+    """A fresh database at migration head."""
+    url = postgres.create_database(migrated=True)
+    yield url
+    postgres.drop_database(url)
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied before the test."""
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture
+def media_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "media"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def whisper_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The whisper service with the offline pocketsphinx engine; host:port."""
+    with services.whisper(tmp_path_factory.mktemp("whisper")) as target:
+        yield target
+
+
+@pytest.fixture(scope="session")
+def llm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The llm service with the offline extractive engine; its base URL."""
+    with services.llm(tmp_path_factory.mktemp("llm")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def spoken_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """speech.MEETING spoken by festival (two action items with owners and due days)."""
+    return speech.speak(speech.MEETING, tmp_path_factory.mktemp("audio") / "speech.wav")

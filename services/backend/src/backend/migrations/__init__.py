@@ -1,1 +1,0 @@
-"""Alembic scripts; shipped inside the package so wheels and images can migrate."""

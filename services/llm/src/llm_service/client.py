@@ -1,0 +1,97 @@
+"""Client of the llm service, as the worker uses it: a transcript in, an analysis out.
+
+Imports only httpx, pydantic and this package's `schemas`: the worker installs mi-llm without
+the [server] extra, so FastAPI, uvicorn and the engines are not there.
+
+    with LLMClient("http://127.0.0.1:8001", timeout=300) as client:
+        analysis = client.analyze("Alice will send the report by Friday.", language="en")
+
+Failures come as one of two exceptions, like the whisper client's: LLMUnavailableError
+(transient: the service is down, overloaded or slow; retry the work later) and
+AnalysisRejectedError (permanent: this transcript will never be analysed as sent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+from pydantic import ValidationError
+
+from llm_service.schemas import AnalyzeResponse
+
+# Statuses a later retry can cure: a timeout, "too early", rate limiting, server trouble.
+_TRANSIENT = frozenset({408, 425, 429})
+
+
+class LLMError(Exception):
+    """Base of the client's errors."""
+
+
+class LLMUnavailableError(LLMError):
+    """Transient: the service could not be reached or did not answer in time."""
+
+
+class AnalysisRejectedError(LLMError):
+    """Permanent: the service refused the transcript, or replied with something unreadable."""
+
+
+def _detail(reply: httpx.Response) -> str:
+    try:
+        detail = reply.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail or reply.text[:300] or reply.reason_phrase)
+
+
+class LLMClient:
+    """`POST /v1/analyze` with one connection pool; `timeout` bounds each analysis."""
+
+    def __init__(self, base_url: str, *, timeout: float, http: httpx.Client | None = None) -> None:
+        self.url = f"{base_url.rstrip('/')}/v1/analyze"
+        self.timeout = timeout
+        self._http = http or httpx.Client()
+        self._owns_http = http is None
+
+    def analyze(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        reference_date: dt.date | None = None,
+    ) -> AnalyzeResponse:
+        payload: dict[str, object] = {"text": text}
+        if language:
+            payload["language"] = language
+        if reference_date:
+            payload["reference_date"] = reference_date.isoformat()
+        try:
+            reply = self._http.post(self.url, json=payload, timeout=self.timeout)
+        except httpx.TimeoutException as exc:
+            raise LLMUnavailableError(
+                f"llm did not answer within {self.timeout:g}s ({self.url})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise LLMUnavailableError(f"llm unreachable at {self.url}: {exc}") from exc
+        if reply.status_code in _TRANSIENT or reply.status_code >= 500:
+            raise LLMUnavailableError(f"llm answered {reply.status_code}: {_detail(reply)}")
+        if reply.status_code >= 400:
+            raise AnalysisRejectedError(
+                f"llm rejected the transcript ({reply.status_code}): {_detail(reply)}"
+            )
+        try:
+            return AnalyzeResponse.model_validate_json(reply.content)
+        except ValidationError as exc:
+            raise AnalysisRejectedError(
+                f"llm returned a reply that is not an analysis: {exc}"
+            ) from exc
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
