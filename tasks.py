@@ -1,25 +1,30 @@
 """Operations for the meeting-intelligence stack. `uv run inv --list` shows them all.
 
 Every task only parses flags and calls into `libs/ops` (package `ops`), where the logic
-lives. Imports of `ops` modules stay inside task bodies so that `inv --list` starts fast.
-Failures raise `ops.errors.OpsError`, an invoke `Exit`: a message and what to do, no traceback.
+lives: `ops/<namespace>` for each collection below (`ops.env`, `ops.db`, `ops.backup`,
+`ops.models`; `ops.runtimes` for up/down/ps/logs/build). `--env` is parsed once into an
+`ops.environment.Environment` that everything below receives. Imports of `ops` modules stay
+inside task bodies so that `inv --list` starts fast. Failures raise `ops.errors.OpsError`, an
+invoke `Exit`: a message and what to do, no traceback.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke import Collection, Context, Exit, task
+
+if TYPE_CHECKING:
+    from ops.environment import Environment
 
 ENV_HELP = "Environment: dev, staging or prod."
 JSON_HELP = "Print JSON instead of a table."
 
 
-def _not_built(command: str, issue: int) -> Exit:
-    """Tasks whose interface is fixed but whose logic has not landed yet say so plainly."""
-    return Exit(
-        f"`inv {command}` is not built yet (tracked in issue {issue}); "
-        "see README.md, 'What does not work yet'.",
-        code=2,
-    )
+def _env(name: str) -> Environment:
+    from ops.environment import Environment
+
+    return Environment.parse(name)
 
 
 # --- workstation ----------------------------------------------------------------------------
@@ -38,7 +43,7 @@ def doctor(c: Context, env: str = "dev", json: bool = False) -> None:
     """Check this machine: Python, uv, git, Docker, local binaries, free ports, disk."""
     from ops import console, doctor
 
-    findings = doctor.run(env)
+    findings = doctor.run(_env(env))
     if json:
         console.print_json(doctor.as_dicts(findings))
     else:
@@ -63,7 +68,7 @@ def up(c: Context, env: str = "dev", runtime: str = "auto", timeout: int = 120) 
     """Start the whole stack for an environment and wait until it is healthy."""
     from ops import runtimes
 
-    runtimes.select(runtime, env).up(env, timeout=timeout)
+    runtimes.select(runtime, _env(env)).up(timeout=timeout)
 
 
 @task(
@@ -78,12 +83,12 @@ def down(
     c: Context, env: str = "dev", runtime: str = "auto", volumes: bool = False, yes: bool = False
 ) -> None:
     """Stop the stack of an environment."""
-    from ops import console, project, runtimes
+    from ops import console, runtimes
 
-    selected = runtimes.select(runtime, env, announce=False)
+    selected = runtimes.select(runtime, _env(env), announce=False)
     if volumes:
-        console.confirm(f"delete every piece of {env}'s data under {project.data_dir(env)}?", yes)
-    selected.down(env, volumes=volumes)
+        console.confirm(f"delete every piece of {env}'s data under {selected.env.data_dir}?", yes)
+    selected.down(volumes=volumes)
 
 
 @task(help={"env": ENV_HELP, "runtime": RUNTIME_HELP, "json": JSON_HELP})
@@ -93,11 +98,11 @@ def ps(c: Context, env: str = "dev", runtime: str = "auto", json: bool = False) 
 
     from ops import console, runtimes
 
-    states = [asdict(s) for s in runtimes.select(runtime, env, announce=False).ps(env)]
+    states = [asdict(s) for s in runtimes.select(runtime, _env(env), announce=False).ps()]
     if json:
         console.print_json(states)
     elif not states:
-        print(f"the {env} stack is not running (`inv up --env {env}` starts it)")  # noqa: T201
+        console.say(f"the {env} stack is not running (`inv up --env {env}` starts it)")
     else:
         columns = ["service", "state", "ident", "uptime", "url"]
         console.print_table(f"{env} stack", columns, states, status_key="state")
@@ -123,18 +128,17 @@ def logs(
     """Show the services' logs."""
     from ops import runtimes
 
-    selected = runtimes.select(runtime, env, announce=False)
-    selected.logs(env, service=service or None, follow=follow, tail=tail)
+    selected = runtimes.select(runtime, _env(env), announce=False)
+    selected.logs(service=service or None, follow=follow, tail=tail)
 
 
 @task(help={"env": ENV_HELP, "wait": "Retry for up to this many seconds.", "json": JSON_HELP})
 def health(c: Context, env: str = "dev", wait: float = 0, json: bool = False) -> None:
     """Check every service and dependency in parallel; non-zero exit when one is down."""
-    from ops import binaries, console, envfile, environments
+    from ops import binaries, console
     from ops import health as checks
 
-    environments.validate(env)
-    values = envfile.load(env)
+    values = _env(env).values()
     report = checks.run(values, wait=wait, ollama=binaries.ollama().path is not None)
     if json:
         console.print_json(report.as_dict())
@@ -151,7 +155,7 @@ def build(c: Context, env: str = "dev", service: str = "") -> None:
     """Build the service images (compose runtime)."""
     from ops.runtimes.compose import ComposeRuntime
 
-    ComposeRuntime().build(env, service or None)
+    ComposeRuntime(_env(env)).build(service or None)
 
 
 # --- env: configuration files ---------------------------------------------------------------
@@ -160,47 +164,35 @@ def build(c: Context, env: str = "dev", service: str = "") -> None:
 @task(name="setup", help={"env": ENV_HELP, "force": "Replace existing values too."})
 def env_setup(c: Context, env: str = "dev", force: bool = False) -> None:
     """Write .env.<env> from the settings schema, with generated secrets (mode 0600)."""
-    from ops import envfile
+    from ops import env as env_files
 
-    report = envfile.setup(env, force=force)
-    verb = "created" if report.created else "updated"
-    print(f"{verb} {report.path} (mode 0600)")  # noqa: T201
-    for label, keys in [
-        ("added", report.added),
-        ("replaced (--force)", report.replaced),
-        ("generated secrets", report.generated),
-    ]:
-        if keys:
-            print(f"  {label}: {', '.join(keys)}")  # noqa: T201
-    if report.kept:
-        print(f"  kept {len(report.kept)} existing value(s); --force replaces them")  # noqa: T201
+    env_files.setup(_env(env), force=force).show()
 
 
 @task(name="check", help={"env": ENV_HELP})
 def env_check(c: Context, env: str = "dev") -> None:
     """Validate .env.<env>: missing or unknown keys, malformed lines, weak secrets."""
-    from ops import envfile
+    from ops import console
+    from ops import env as env_files
 
-    problems = envfile.check(env)
+    environment = _env(env)
+    problems = env_files.check(environment)
+    name = environment.env_file.name
     if problems:
         listing = "\n  ".join(str(p) for p in problems)
-        raise Exit(f"{envfile.path_for(env).name}: {len(problems)} problem(s)\n  {listing}", 1)
-    print(f"{envfile.path_for(env).name}: ok")  # noqa: T201
+        raise Exit(f"{name}: {len(problems)} problem(s)\n  {listing}", 1)
+    console.say(f"{name}: ok")
 
 
 @task(name="example", help={"check": "Only fail when .env.example is stale; write nothing."})
 def env_example(c: Context, check: bool = False) -> None:
     """Regenerate .env.example from the settings schema."""
-    from ops import envschema, project
+    from ops import console
+    from ops import env as env_files
 
-    path = project.root() / ".env.example"
-    text = envschema.render_example()
-    if check:
-        if not path.exists() or path.read_text() != text:
-            raise Exit(".env.example is stale: run `uv run inv env.example`", code=1)
-        return
-    path.write_text(text)
-    print(f"wrote {path}")  # noqa: T201
+    path = env_files.write_example(check_only=check)
+    if not check:
+        console.say(f"wrote {path}")
 
 
 # --- db: migrations -------------------------------------------------------------------------
@@ -209,18 +201,19 @@ def env_example(c: Context, check: bool = False) -> None:
 @task(help={"env": ENV_HELP, "to": "Target revision.", "no_backup": "Skip the safety backup."})
 def migrate(c: Context, env: str = "dev", to: str = "head", no_backup: bool = False) -> None:
     """Apply migrations (staging/prod take a verified backup first)."""
-    from ops import db
+    from ops import console, db
 
-    print(db.migrate(env, to, backup=db.safety_backup(env, skip=no_backup)))  # noqa: T201
+    environment = _env(env)
+    console.say(db.migrate(environment, to, backup=db.safety_backup(environment, skip=no_backup)))
 
 
 @task(help={"message": "Revision message.", "env": ENV_HELP})
 def revision(c: Context, message: str, env: str = "dev") -> None:
     """Autogenerate a migration from the models (the env's database must be at head)."""
-    from ops import db
+    from ops import console, db
 
-    path = db.revision(env, message)
-    print(f"wrote {path}\nreview it, then `inv db.migrate --env {env}`")  # noqa: T201
+    path = db.revision(_env(env), message)
+    console.say(f"wrote {path}\nreview it, then `inv db.migrate --env {env}`")
 
 
 @task(
@@ -232,27 +225,29 @@ def revision(c: Context, message: str, env: str = "dev") -> None:
 )
 def downgrade(c: Context, to: str, env: str = "dev", no_backup: bool = False) -> None:
     """Downgrade the database to a revision (staging/prod take a verified backup first)."""
-    from ops import db
+    from ops import console, db
 
-    print(db.downgrade(env, to, backup=db.safety_backup(env, skip=no_backup)))  # noqa: T201
+    environment = _env(env)
+    backup = db.safety_backup(environment, skip=no_backup)
+    console.say(db.downgrade(environment, to, backup=backup))
 
 
 @task(help={"env": ENV_HELP})
 def current(c: Context, env: str = "dev") -> None:
     """Show the database's current revision and the code's head."""
-    from ops import db
+    from ops import console, db
 
-    at, head = db.status(env)
+    at, head = db.status(_env(env))
     state = "up to date" if at == head else f"behind: `inv db.migrate --env {env}`"
-    print(f"{env}: at {at or 'no revision (empty)'}; head is {head} ({state})")  # noqa: T201
+    console.say(f"{env}: at {at or 'no revision (empty)'}; head is {head} ({state})")
 
 
 @task(name="check", help={"env": ENV_HELP})
 def db_check(c: Context, env: str = "dev") -> None:
     """Fail when the models and the migrations disagree."""
-    from ops import db
+    from ops import console, db
 
-    print(db.check(env))  # noqa: T201
+    console.say(db.check(_env(env)))
 
 
 # --- backup: nothing lost, ever -------------------------------------------------------------
@@ -261,10 +256,10 @@ def db_check(c: Context, env: str = "dev") -> None:
 @task(help={"env": ENV_HELP, "keep": "Keep only the newest N backups (0: keep all)."})
 def create(c: Context, env: str = "dev", keep: int = 0) -> None:
     """Back up the database and media into one verified archive under backups/<env>/."""
-    from ops import backup
+    from ops import backup, console
 
-    created = backup.create(env, keep=keep)
-    print(f"backup: {created.path} ({created.seconds:.1f}s)")  # noqa: T201
+    created = backup.create(_env(env), keep=keep)
+    console.say(f"backup: {created.path} ({created.seconds:.1f}s)")
 
 
 @task(name="list", help={"env": ENV_HELP, "json": JSON_HELP})
@@ -272,15 +267,16 @@ def backup_list(c: Context, env: str = "dev", json: bool = False) -> None:
     """List backups with age, size, revision and verification."""
     from ops import backup, console
 
-    rows = backup.list_backups(env)
+    environment = _env(env)
+    rows = backup.list_backups(environment)
     if json:
         console.print_json(rows)
     elif not rows:
-        print(f"no backups of {env} in {backup.backups_dir(env)}; `inv backup --env {env}`")  # noqa: T201
+        console.say(f"no backups of {env} in {environment.backups_dir}; `inv backup --env {env}`")
     else:
         columns = ["name", "age", "size", "revision", "verified"]
         console.print_table(f"{env} backups", columns, rows, status_key="verified")
-        print(f"in {backup.backups_dir(env)}; --json shows more")  # noqa: T201
+        console.say(f"in {environment.backups_dir}; --json shows more")
 
 
 @task(
@@ -292,11 +288,11 @@ def backup_list(c: Context, env: str = "dev", json: bool = False) -> None:
 )
 def verify(c: Context, path: str, drill: bool = False, env: str = "") -> None:
     """Verify a backup's checksums (and with --drill, that it restores)."""
-    from ops import backup
+    from ops import backup, console
 
-    result = backup.verify(path, drill=drill, env=env or None)
+    result = backup.verify(path, drill=drill, env=_env(env) if env else None)
     if result.detail:
-        print(result.detail)  # noqa: T201
+        console.say(result.detail)
     if not result.ok:
         problems = "\n  ".join(result.problems)
         raise Exit(f"{result.path.name} is NOT intact:\n  {problems}", code=1)
@@ -316,7 +312,7 @@ def restore(
     """Restore database and media from a verified backup (stops and restarts backend/worker)."""
     from ops import backup
 
-    backup.restore(env, from_, yes=yes, from_env=from_env or None)
+    backup.restore(_env(env), from_, yes=yes, from_env=from_env or None)
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -342,10 +338,13 @@ def pull(
     """Fetch the locked whisper and Ollama models (resumable, verified against models.lock)."""
     from ops import models
 
+    environment = _env(env)
     with models.progress_bars() as bars:
-        rows = models.pull(env, offline=offline, replace=replace, timeout=timeout, bars=bars)
+        rows = models.pull(
+            environment, offline=offline, replace=replace, timeout=timeout, bars=bars
+        )
     models.show(rows, f"models ({env})", json=json)
-    models.raise_for_failures(rows, env)
+    models.raise_for_failures(rows, environment)
 
 
 @task(
@@ -360,7 +359,7 @@ def models_list(c: Context, env: str = "dev", verify: bool = False, json: bool =
     """Show the locked models and whether each is present and verified (offline, quick)."""
     from ops import models
 
-    models.show(models.status(env, verify=verify), f"models ({env})", json=json)
+    models.show(models.status(_env(env), verify=verify), f"models ({env})", json=json)
 
 
 ns = Collection(setup, doctor, up, down, ps, logs, health, build)

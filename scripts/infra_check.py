@@ -6,7 +6,7 @@
 1. compose-spec: every compose file against check-jsonschema's vendored compose-spec schema.
 2. hadolint: every service Dockerfile and the air-gapped stand-ins' (scripts/airgap/images).
 3. policy: each environment's merged config (the real `docker-compose ... config`, which merges
-   the overlay and interpolates a throwaway env file generated from ops.envschema) and the
+   the overlay and interpolates a throwaway env file generated from ops.env.schema) and the
    Dockerfiles, against the rules in RULES.
 
 Every finding names the file and the rule, e.g.
@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ENVIRONMENTS = ("dev", "staging", "prod")
+from common.environments import ENVIRONMENTS
+
 COMPOSE_DIR = Path("infra/compose")
 BASE = COMPOSE_DIR / "compose.yaml"
 
@@ -226,19 +227,21 @@ def check_hadolint(root: Path, files: Iterable[Path] | None = None) -> list[Viol
 
 def throwaway_env(env: str) -> dict[str, str]:
     """A complete env file's values for `env` from the schema, with freshly generated secrets."""
-    from ops import envfile, envschema
+    from ops import env as env_files
+    from ops.env import schema
+    from ops.environment import Environment
 
-    values = envschema.defaults_for(env)
-    for key in envschema.secret_keys():
-        values[key] = envfile.generate_secret()
+    values = schema.defaults_for(Environment.parse(env))
+    for key in schema.secret_keys():
+        values[key] = env_files.generate_secret()
     return values
 
 
 def write_env_file(env: str, values: dict[str, str], directory: Path) -> Path:
-    from ops import envfile
+    from ops.env import file
 
     path = directory / f".env.{env}"
-    path.write_text(envfile.render(env, values, {}))
+    path.write_text(file.render(env, values, {}))
     return path
 
 
@@ -300,12 +303,12 @@ def _image_tag(image: str) -> str | None:
 def check_config(
     root: Path, env: str, config: dict[str, Any], env_values: dict[str, str]
 ) -> list[Violation]:
-    from ops import envschema
+    from ops.env import schema
 
     raw = raw_services(root, env)
     services: dict[str, dict[str, Any]] = config["services"]
     one_shots = one_shot_services(config)
-    address_keys = {k for k in envschema.all_keys() if k.endswith(("_URL", "_HOST"))}
+    address_keys = {k for k in schema.all_keys() if k.endswith(("_URL", "_HOST"))}
     found: list[Violation] = []
 
     def add(service: str, key: str, rule: str, message: str) -> None:
@@ -427,10 +430,10 @@ def check_config(
 def check_required_secrets(root: Path, env: str, base_values: dict[str, str]) -> list[Violation]:
     """Each secret, emptied in turn, must make `config` fail and name it; and statically, every
     reference to a secret in the compose files must be the `${KEY:?...}` form."""
-    from ops import envschema
+    from ops.env import schema
 
     found: list[Violation] = []
-    secrets = envschema.secret_keys()
+    secrets = schema.secret_keys()
     for path in compose_files(root):
         text = path.read_text()
         for match in re.finditer(r"(?<!\$)\$\{(" + "|".join(secrets) + r")(?!:\?)[^}]*\}", text):

@@ -1,4 +1,4 @@
-"""`inv backup.*` against a real Postgres (the backend's pgserver fixtures) and real files.
+"""`inv backup.*` against a real Postgres (the mi_testing plugin's pgserver) and real files.
 
 The env file of a scratch repository points DATABASE_URL at a per-test database at head and
 MEDIA_DIR at a temp directory; no app services run (the runtime is "direct"), except in the
@@ -27,7 +27,11 @@ import psycopg
 import pytest
 
 from mi_testing import ApiServer, free_port
-from ops import archive, backup, db, envfile
+from ops import backup, db
+from ops import env as env_files
+from ops.backup import archive
+from ops.backup.lock import exclusive
+from ops.environment import Environment
 from ops.errors import OpsError
 
 pytestmark = pytest.mark.slow
@@ -51,7 +55,7 @@ def _libpq(url: str) -> str:
 
 
 def configure(root: Path, env: str, url: str, media: Path) -> Env:
-    envfile.setup(env)
+    env_files.setup(Environment.parse(env))
     path = root / f".env.{env}"
     lines = []
     for line in path.read_text().splitlines():
@@ -206,13 +210,13 @@ def flip_bit(path: Path, offset: int) -> None:
 def test_restore_brings_back_exactly_the_backup_moment(dev: Env) -> None:
     ids = seed(dev, 4)
     before = state(dev)
-    created = backup.create("dev")
+    created = backup.create(Environment.parse("dev"))
 
     manifest = created.manifest
     assert created.path.parent == dev.root / "backups" / "dev"
     assert created.path.name.startswith("mi-dev-") and created.path.suffix == ".tar"
     assert manifest.env == "dev" and manifest.database == dev.url.split("/")[3].split("?")[0]
-    assert manifest.alembic_revision == db.status("dev")[1]
+    assert manifest.alembic_revision == db.status(Environment.parse("dev"))[1]
     assert manifest.row_counts["public.meetings"] == 4
     assert manifest.row_counts["public.transcript_segments"] == 8
     assert manifest.app_version and manifest.created_at.endswith("+00:00")
@@ -229,7 +233,7 @@ def test_restore_brings_back_exactly_the_backup_moment(dev: Env) -> None:
     (dev.media / "stray.wav").write_bytes(b"not from the backup")
     assert state(dev) != before
 
-    restored = backup.restore("dev", created.path, yes=True)
+    restored = backup.restore(Environment.parse("dev"), created.path, yes=True)
 
     assert state(dev) == before
     assert restored.migrated_to is None, "a backup at head needs no migration"
@@ -240,14 +244,14 @@ def test_restore_brings_back_exactly_the_backup_moment(dev: Env) -> None:
 
 def test_restore_while_clients_hold_connections(dev: Env) -> None:
     seed(dev, 2)
-    created = backup.create("dev")
+    created = backup.create(Environment.parse("dev"))
     before = state(dev)
     add_meeting(dev, "after", seed=5)
     idle = psycopg.connect(dev.url)  # an app's pooled connection, idle
     busy = psycopg.connect(dev.url)  # one inside an open transaction holding a lock
     busy.execute("SELECT * FROM meetings FOR UPDATE").fetchall()
     try:
-        backup.restore("dev", created.path, yes=True)
+        backup.restore(Environment.parse("dev"), created.path, yes=True)
         assert state(dev) == before
         for conn in (idle, busy):
             with pytest.raises(psycopg.OperationalError):
@@ -263,12 +267,12 @@ def test_backup_of_an_older_revision_is_migrated_forward(
     tmp_path: Path,
 ) -> None:
     env = configure(scratch_root, "dev", empty_database_url, tmp_path / "media")
-    created = backup.create("dev")  # an empty database: no revision yet
+    created = backup.create(Environment.parse("dev"))  # an empty database: no revision yet
     assert created.manifest.alembic_revision is None
     assert created.manifest.row_counts == {}
-    restored = backup.restore("dev", created.path, yes=True)
-    head = db.status("dev")[1]
-    assert restored.migrated_to == head and db.status("dev") == (head, head)
+    restored = backup.restore(Environment.parse("dev"), created.path, yes=True)
+    head = db.status(Environment.parse("dev"))[1]
+    assert restored.migrated_to == head and db.status(Environment.parse("dev")) == (head, head)
     assert "meetings" in str(state(env)["rows"].keys())
 
 
@@ -341,13 +345,13 @@ def test_a_bad_archive_is_refused_and_nothing_changes(
     dev: Env, tmp_path: Path, damage: Callable[[Path, Path], Path], message: str
 ) -> None:
     seed(dev, 3)
-    created = backup.create("dev")
+    created = backup.create(Environment.parse("dev"))
     add_meeting(dev, "the live data has moved on", seed=9)
     before, dbs_before = state(dev), databases(dev)
     broken = damage(created.path, tmp_path)
 
     with pytest.raises(OpsError, match=message) as info:
-        backup.restore("dev", broken, yes=True)
+        backup.restore(Environment.parse("dev"), broken, yes=True)
 
     assert state(dev) == before
     assert databases(dev) == dbs_before, "no scratch database is left behind"
@@ -364,30 +368,30 @@ def test_a_backup_of_another_env_is_refused_unless_named(
     # staging's env file points at the same database here: only the label differs.
     url = (scratch_root / ".env.dev").read_text().split("DATABASE_URL=", 1)[1].splitlines()[0]
     configure(scratch_root, "staging", url, dev.media)
-    staging_backup = backup.create("staging")
+    staging_backup = backup.create(Environment.parse("staging"))
     assert staging_backup.path.parent.name == "staging"
     delete_meeting(dev, ids[0])
     before = state(dev)
 
     with pytest.raises(OpsError, match="this is a backup of staging, not of dev") as info:
-        backup.restore("dev", staging_backup.path, yes=True)
+        backup.restore(Environment.parse("dev"), staging_backup.path, yes=True)
     assert "--from-env staging" in str(info.value)
     with pytest.raises(OpsError, match="backup of staging"):
-        backup.restore("dev", staging_backup.path, yes=True, from_env="prod")
+        backup.restore(Environment.parse("dev"), staging_backup.path, yes=True, from_env="prod")
     assert state(dev) == before
 
-    backup.restore("dev", staging_backup.path, yes=True, from_env="staging")
+    backup.restore(Environment.parse("dev"), staging_backup.path, yes=True, from_env="staging")
     assert len(state(dev)["rows"]["meetings"]) == 2
 
 
 def test_restore_asks_and_refuses_without_a_terminal(dev: Env, monkeypatch) -> None:
     seed(dev, 1)
-    created = backup.create("dev")
+    created = backup.create(Environment.parse("dev"))
     add_meeting(dev, "later", seed=3)
     before = state(dev)
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(OpsError, match="refusing without confirmation") as info:
-        backup.restore("dev", created.path)
+        backup.restore(Environment.parse("dev"), created.path)
     assert "--yes" in str(info.value)
     assert state(dev) == before
 
@@ -433,7 +437,7 @@ def test_a_delete_racing_the_backup_waits_and_its_file_is_archived(
             assert deleter.is_alive(), "the delete went through while the backup held the rows"
             outcome["released"] = time.monotonic()
 
-        created = backup.create("dev", after_snapshot=race)
+        created = backup.create(Environment.parse("dev"), after_snapshot=race)
         deleter.join(30)
 
     assert outcome["status"] == 204 and outcome["at"] > outcome["released"]
@@ -442,7 +446,7 @@ def test_a_delete_racing_the_backup_waits_and_its_file_is_archived(
     assert f"media/{victim.hex}.wav" in archived
     assert created.manifest.row_counts["public.meetings"] == 3
 
-    backup.restore("dev", created.path, yes=True)
+    backup.restore(Environment.parse("dev"), created.path, yes=True)
     assert (dev.media / f"{victim.hex}.wav").exists()
     assert len(state(dev)["rows"]["meetings"]) == 3
 
@@ -495,7 +499,7 @@ def test_backups_during_concurrent_uploads_and_deletes_are_consistent(
         try:
             time.sleep(0.5)
             for _ in range(3):
-                archives.append(backup.create("dev", verify_after=False))
+                archives.append(backup.create(Environment.parse("dev"), verify_after=False))
                 time.sleep(0.3)
         finally:
             stop.set()
@@ -512,7 +516,7 @@ def test_backups_during_concurrent_uploads_and_deletes_are_consistent(
         assert len(manifest.media_parts) == manifest.row_counts["public.meetings"]
 
     last = archives[-1]
-    backup.restore("dev", last.path, yes=True)
+    backup.restore(Environment.parse("dev"), last.path, yes=True)
     with psycopg.connect(dev.url) as conn:
         rows = conn.execute("SELECT media_filename, size_bytes FROM meetings").fetchall()
     assert len(rows) == last.manifest.row_counts["public.meetings"]
@@ -526,7 +530,7 @@ def test_backups_during_concurrent_uploads_and_deletes_are_consistent(
 
 def test_verify_and_drill(dev: Env, capsys) -> None:
     seed(dev, 2)
-    created = backup.create("dev", verify_after=False)
+    created = backup.create(Environment.parse("dev"), verify_after=False)
     assert archive.verification_state(created.path) == "no"
 
     assert backup.verify(created.path).ok
@@ -560,21 +564,21 @@ def test_verify_and_drill(dev: Env, capsys) -> None:
 
 def test_list_and_retention(dev: Env, capsys) -> None:
     seed(dev, 1)
-    first = backup.create("dev").path
-    second = backup.create("dev", verify_after=False).path
+    first = backup.create(Environment.parse("dev")).path
+    second = backup.create(Environment.parse("dev"), verify_after=False).path
     add_meeting(dev, "one more", seed=4)
-    third = backup.create("dev").path
+    third = backup.create(Environment.parse("dev")).path
     (first.parent / f".{first.name}.partial").write_bytes(b"half an archive")
 
-    rows = backup.list_backups("dev")
+    rows = backup.list_backups(Environment.parse("dev"))
     assert [r["name"] for r in rows] == [third.name, second.name, first.name]
     newest = rows[0]
     assert newest["verified"] == "verified" and rows[1]["verified"] == "no"
-    assert newest["revision"] == db.status("dev")[1]
+    assert newest["revision"] == db.status(Environment.parse("dev"))[1]
     assert newest["media"] == 2 and rows[2]["media"] == 1
     assert newest["age"].endswith("s") and str(newest["size"]).endswith("KiB")
 
-    fourth = backup.create("dev", keep=2)
+    fourth = backup.create(Environment.parse("dev"), keep=2)
     remaining = sorted(p.name for p in (dev.root / "backups" / "dev").iterdir())
     assert remaining == sorted(
         [
@@ -588,14 +592,17 @@ def test_list_and_retention(dev: Env, capsys) -> None:
     assert fourth.deleted == [first, second]
 
     third.write_bytes(third.read_bytes()[:2000])
-    listed = {r["name"]: r for r in backup.list_backups("dev")}
+    listed = {r["name"]: r for r in backup.list_backups(Environment.parse("dev"))}
     assert listed[third.name]["verified"] == "unreadable"
 
 
 def test_a_second_backup_of_the_same_env_waits_its_turn(dev: Env) -> None:
     seed(dev, 1)
-    with backup._exclusive("dev"), pytest.raises(OpsError, match="another backup or restore"):
-        backup.create("dev")
+    with (
+        exclusive(Environment.parse("dev")),
+        pytest.raises(OpsError, match="another backup or restore"),
+    ):
+        backup.create(Environment.parse("dev"))
 
 
 def test_no_partial_archive_survives_a_failed_backup(dev: Env, monkeypatch) -> None:
@@ -606,7 +613,7 @@ def test_no_partial_archive_survives_a_failed_backup(dev: Env, monkeypatch) -> N
 
     monkeypatch.setattr(archive.ArchiveWriter, "finish", boom)
     with pytest.raises(OSError, match="disk full"):
-        backup.create("dev")
+        backup.create(Environment.parse("dev"))
     left = list((dev.root / "backups" / "dev").iterdir())
     assert [p.name for p in left] == [".lock"]
     assert not [p for p in dev.media.parent.iterdir() if p.name.startswith(".media.")]
@@ -621,13 +628,13 @@ def staging(scratch_root: Path, database_url: str, tmp_path: Path) -> Iterator[E
 
 
 def test_schema_changes_on_staging_take_a_verified_backup_first(staging: Env, capsys) -> None:
-    take = db.safety_backup("staging", skip=False)
+    take = db.safety_backup(Environment.parse("staging"), skip=False)
     assert take is not None
-    assert db.safety_backup("staging", skip=True) is None
-    assert db.safety_backup("dev", skip=False) is None
+    assert db.safety_backup(Environment.parse("staging"), skip=True) is None
+    assert db.safety_backup(Environment.parse("dev"), skip=False) is None
 
     add_meeting(staging, "kept safe", seed=1)
-    message = db.downgrade("staging", "base", backup=take)
+    message = db.downgrade(Environment.parse("staging"), "base", backup=take)
     assert "to base" in message
     out = capsys.readouterr().out
     assert "safety backup: " in out
@@ -635,17 +642,17 @@ def test_schema_changes_on_staging_take_a_verified_backup_first(staging: Env, ca
     assert path.parent == staging.root / "backups" / "staging"
     assert archive.verification_state(path) == "verified"
 
-    backup.restore("staging", path, yes=True)
+    backup.restore(Environment.parse("staging"), path, yes=True)
     assert [r["title"] for r in state(staging)["rows"]["meetings"]] == ["kept safe"]
 
 
 def test_a_restore_that_fails_after_the_swap_puts_the_previous_data_back(
     dev: Env, monkeypatch
 ) -> None:
-    from ops import backup_targets
+    from ops.runtimes.local.data import NoApps
 
     seed(dev, 2)
-    created = backup.create("dev")
+    created = backup.create(Environment.parse("dev"))
     add_meeting(dev, "only in the live data", seed=7)
     before, dbs_before = state(dev), databases(dev)
     calls: list[str] = []
@@ -655,10 +662,10 @@ def test_a_restore_that_fails_after_the_swap_puts_the_previous_data_back(
         if len(calls) == 1:  # the restored stack does not come up; the rolled-back one does
             raise OpsError("not healthy after 120s: backend: 503")
 
-    monkeypatch.setattr(backup_targets.NoApps, "stop", lambda self: ["backend", "worker"])
-    monkeypatch.setattr(backup_targets.NoApps, "start", unhealthy)
+    monkeypatch.setattr(NoApps, "stop", lambda self: ["backend", "worker"])
+    monkeypatch.setattr(NoApps, "start", unhealthy)
     with pytest.raises(OpsError, match="restore failed and was rolled back: not healthy") as info:
-        backup.restore("dev", created.path, yes=True)
+        backup.restore(Environment.parse("dev"), created.path, yes=True)
     assert "runs on its previous data" in str(info.value)
     assert calls == ["start", "start"]
     assert state(dev) == before
@@ -667,12 +674,12 @@ def test_a_restore_that_fails_after_the_swap_puts_the_previous_data_back(
 
 
 def test_an_unreachable_database_says_to_start_the_stack(scratch_root: Path, tmp_path) -> None:
-    envfile.setup("dev")
+    env_files.setup(Environment.parse("dev"))
     path = scratch_root / ".env.dev"
     port = free_port()  # nothing listens there
     path.write_text(path.read_text().replace("POSTGRES_PORT=5433", f"POSTGRES_PORT={port}"))
     with pytest.raises(OpsError, match="the database does not answer") as info:
-        backup.create("dev")
+        backup.create(Environment.parse("dev"))
     assert "inv up --env" in str(info.value)
     assert [p.name for p in (scratch_root / "backups" / "dev").iterdir()] == [".lock"]
 
@@ -691,7 +698,7 @@ def test_verifying_a_file_that_is_no_backup_says_so_and_writes_nothing(tmp_path:
 def test_a_delete_between_snapshot_and_lock_makes_the_backup_start_over(
     dev: Env, monkeypatch
 ) -> None:
-    from ops import pgclient
+    from ops.backup import pgclient
 
     ids = seed(dev, 3)
     queries: list[str] = []
@@ -706,7 +713,7 @@ def test_a_delete_between_snapshot_and_lock_makes_the_backup_start_over(
         return answer
 
     monkeypatch.setattr(pgclient.PsqlSession, "value", value)
-    created = backup.create("dev")
+    created = backup.create(Environment.parse("dev"))
     attempts = [q for q in queries if "to_regclass('public.meetings')" in q]
     assert len(attempts) == 2, "the first attempt hit a serialization failure"
     assert created.manifest.row_counts["public.meetings"] == 2

@@ -25,8 +25,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from ops import backup, backup_targets, binaries, envfile, runtimes
-from ops.backup_targets import ROLLBACK_SCRIPT, STAGE_SCRIPT, SWAP_SCRIPT
+from ops import backup, binaries, runtimes
+from ops import env as env_files
+from ops.environment import Environment
+from ops.runtimes.compose.data import ROLLBACK_SCRIPT, STAGE_SCRIPT, SWAP_SCRIPT
 
 pytestmark = pytest.mark.slow
 
@@ -81,12 +83,12 @@ def compose_dev(scratch_root: Path, database_url: str, tmp_path: Path, monkeypat
     monkeypatch.setenv("FAKE_PG_BIN", str(pg_bin))
     monkeypatch.setenv("FAKE_MEDIA", str(media))
     monkeypatch.setenv("FAKE_DATABASE_URL", database_url)
-    envfile.setup("dev")
+    env_files.setup(Environment.parse("dev"))
     env_file = scratch_root / ".env.dev"
     env_file.write_text(
         env_file.read_text().replace("POSTGRES_DB=meetings", f"POSTGRES_DB={database}")
     )
-    runtimes.remember("dev", "compose")
+    runtimes.remember(Environment.parse("dev"), "compose")
     return {"url": libpq, "media": media, "log": log}
 
 
@@ -119,12 +121,12 @@ def _add(url: str, media: Path, title: str) -> str:
 
 def test_backup_and_restore_through_docker_compose(compose_dev) -> None:
     url, media, log = compose_dev["url"], compose_dev["media"], compose_dev["log"]
-    target = backup_targets.for_env("dev")
+    target = runtimes.running(Environment.parse("dev")).data()
     assert target.runtime == "compose"
     first = _add(url, media, "one")
     _add(url, media, "two")
     (media / ".incoming-abc.part").write_bytes(b"an upload in flight: not archived")
-    created = backup.create("dev")
+    created = backup.create(Environment.parse("dev"))
     assert {p.name for p in created.manifest.media_parts} == {
         f"media/{p.name}" for p in media.iterdir() if not p.name.startswith(".")
     }
@@ -147,7 +149,7 @@ def test_backup_and_restore_through_docker_compose(compose_dev) -> None:
     _add(url, media, "three")
     log.write_text("")
 
-    backup.restore("dev", created.path, yes=True)
+    backup.restore(Environment.parse("dev"), created.path, yes=True)
 
     after = _state(url, media)
     assert after["rows"] == before["rows"]

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ops import envfile, project, runtimes
+from ops import env as env_files
+from ops import project, runtimes
+from ops.environment import Environment
 from ops.errors import OpsError
 from ops.runtimes import compose
 from ops.runtimes.compose import ComposeRuntime
@@ -164,7 +166,7 @@ def stand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stand]:
 
 
 def _with_env_file(env: str) -> Path:
-    return envfile.setup(env).path
+    return env_files.setup(Environment.parse(env)).path
 
 
 def _files(env: str) -> list[str]:
@@ -224,7 +226,7 @@ def test_argv_puts_profiles_before_the_command_and_rounds_the_timeout_up():
 def test_up_runs_compose_up_wait_from_the_repo_root(stand, env):
     _with_env_file(env)
 
-    ComposeRuntime().up(env, timeout=90.5)
+    ComposeRuntime(Environment.parse(env)).up(timeout=90.5)
 
     rows = [r for r in stand.calls() if "up" in r["args"]]  # type: ignore[operator]
     assert [r["args"] for r in rows] == [
@@ -236,15 +238,15 @@ def test_up_runs_compose_up_wait_from_the_repo_root(stand, env):
 @pytest.mark.parametrize("env", ENVS)
 def test_each_task_runs_its_exact_command(stand, env):
     _with_env_file(env)
-    runtime = ComposeRuntime(profiles=["monitoring"])
+    runtime = ComposeRuntime(Environment.parse(env), profiles=["monitoring"])
 
-    runtime.build(env, "backend")
-    runtime.build(env)
-    runtime.down(env, volumes=False)
-    runtime.down(env, volumes=True)
-    runtime.logs(env, service="worker", follow=True, tail=50)
-    runtime.logs(env, service=None, follow=False, tail=100)
-    runtime.ps(env)
+    runtime.build("backend")
+    runtime.build()
+    runtime.down(volumes=False)
+    runtime.down(volumes=True)
+    runtime.logs(service="worker", follow=True, tail=50)
+    runtime.logs(service=None, follow=False, tail=100)
+    runtime.ps()
 
     every = ["--profile", "*"]
     assert stand.compose_calls() == [
@@ -263,7 +265,7 @@ def test_standalone_docker_compose_is_the_fallback_without_the_plugin(stand, mon
     stand.install("docker-compose")
     _with_env_file("staging")
 
-    ComposeRuntime().up("staging", timeout=30)
+    ComposeRuntime(Environment.parse("staging")).up(timeout=30)
 
     assert [r["args"] for r in stand.calls("docker-compose")] == [
         [*_files("staging"), "up", "-d", "--wait", "--wait-timeout", "30"]
@@ -274,7 +276,7 @@ def test_no_compose_at_all_says_how_to_get_it(stand, monkeypatch):
     monkeypatch.setenv("FAKE_NO_PLUGIN", "1")
     _with_env_file("dev")
     with pytest.raises(OpsError) as err:
-        ComposeRuntime().up("dev", timeout=10)
+        ComposeRuntime(Environment.parse("dev")).up(timeout=10)
     assert "docker-compose" in err.value.problem
     assert "--runtime local" in err.value.fix
 
@@ -287,34 +289,34 @@ def test_no_engine_is_a_clear_error_suggesting_the_local_runtime(stand, monkeypa
     _with_env_file("dev")
 
     with pytest.raises(OpsError) as err:
-        ComposeRuntime().up("dev", timeout=10)
+        ComposeRuntime(Environment.parse("dev")).up(timeout=10)
 
     assert "Docker engine" in err.value.problem and "Cannot connect" in err.value.problem
     assert "--runtime local" in err.value.fix
     assert stand.compose_calls() == []
-    assert ComposeRuntime().ps("dev") == []
-    assert ComposeRuntime().is_running("dev") is False
+    assert ComposeRuntime(Environment.parse("dev")).ps() == []
+    assert ComposeRuntime(Environment.parse("dev")).is_running() is False
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
 def test_a_missing_env_file_outside_dev_names_env_setup(stand, env):
     with pytest.raises(OpsError) as err:
-        ComposeRuntime().up(env, timeout=10)
+        ComposeRuntime(Environment.parse(env)).up(timeout=10)
     assert f".env.{env} does not exist" in err.value.problem
     assert f"inv env.setup --env {env}" in err.value.fix
     assert not (stand.root / f".env.{env}").exists()
     assert stand.compose_calls() == []
 
     with pytest.raises(OpsError, match=f"inv env.setup --env {env}"):
-        ComposeRuntime().build(env, None)
+        ComposeRuntime(Environment.parse(env)).build(None)
 
 
 def test_dev_gets_its_env_file_made_on_first_up(stand, capsys):
-    ComposeRuntime().up("dev", timeout=10)
+    ComposeRuntime(Environment.parse("dev")).up(timeout=10)
 
     path = stand.root / ".env.dev"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert envfile.check("dev") == []
+    assert env_files.check(Environment.parse("dev")) == []
     assert "created .env.dev" in capsys.readouterr().out
     assert stand.compose_calls()[-1][-5:] == ["up", "-d", "--wait", "--wait-timeout", "10"]
 
@@ -328,7 +330,7 @@ def test_a_weak_secret_in_prod_stops_up_naming_the_key(stand):
     path.write_text(text + "\n")
 
     with pytest.raises(OpsError) as err:
-        ComposeRuntime().up("prod", timeout=10)
+        ComposeRuntime(Environment.parse("prod")).up(timeout=10)
 
     assert "API_TOKEN" in err.value.problem and "placeholder" in err.value.problem
     assert "env.check --env prod" in err.value.fix
@@ -340,7 +342,7 @@ def test_a_failing_compose_command_reports_its_exit_code_and_where_to_look(stand
     _with_env_file("staging")
 
     with pytest.raises(OpsError) as err:
-        ComposeRuntime().up("staging", timeout=10)
+        ComposeRuntime(Environment.parse("staging")).up(timeout=10)
 
     assert "exit 17" in err.value.problem
     assert "inv logs --env staging" in err.value.fix
@@ -352,7 +354,7 @@ def test_a_failing_build_points_at_the_build_not_at_the_stack(stand, monkeypatch
     _with_env_file("staging")
 
     with pytest.raises(OpsError) as err:
-        ComposeRuntime().build("staging", "backend")
+        ComposeRuntime(Environment.parse("staging")).build("backend")
 
     assert "could not build backend for staging (exit 17)" in err.value.problem
     assert "inv logs" not in err.value.fix
@@ -361,8 +363,8 @@ def test_a_failing_build_points_at_the_build_not_at_the_stack(stand, monkeypatch
 
 
 def test_without_an_env_file_ps_and_down_still_find_the_project_by_name(stand):
-    ComposeRuntime().ps("staging")
-    ComposeRuntime().down("staging", volumes=False)
+    ComposeRuntime(Environment.parse("staging")).ps()
+    ComposeRuntime(Environment.parse("staging")).down(volumes=False)
     assert stand.compose_calls() == [
         ["-p", "mi-staging", "ps", "--all", "--format", "json"],
         ["-p", "mi-staging", "down", "--remove-orphans"],
@@ -378,7 +380,7 @@ def test_ps_turns_json_lines_into_states_with_health_and_urls(stand, tmp_path, m
     monkeypatch.setenv("FAKE_PS", str(out))
     _with_env_file("dev")
 
-    states = {s.service: s for s in ComposeRuntime().ps("dev")}
+    states = {s.service: s for s in ComposeRuntime(Environment.parse("dev")).ps()}
 
     assert {name: s.state for name, s in states.items()} == {
         "backend": "healthy",
@@ -393,7 +395,7 @@ def test_ps_turns_json_lines_into_states_with_health_and_urls(stand, tmp_path, m
     assert states["migrate"].url == "" and states["worker"].url == ""
     assert states["backend"].ident == "mi-dev-backend-1"
     assert states["backend"].uptime == "Up 2 minutes (healthy)"
-    assert ComposeRuntime().is_running("dev") is True
+    assert ComposeRuntime(Environment.parse("dev")).is_running() is True
 
 
 def test_ps_reads_the_older_json_array_format_too():
@@ -406,8 +408,8 @@ def test_ps_reads_the_older_json_array_format_too():
 
 def test_nothing_running_means_no_rows_and_not_running(stand):
     _with_env_file("dev")
-    assert ComposeRuntime().ps("dev") == []
-    assert ComposeRuntime().is_running("dev") is False
+    assert ComposeRuntime(Environment.parse("dev")).ps() == []
+    assert ComposeRuntime(Environment.parse("dev")).is_running() is False
 
 
 def test_only_stopped_containers_mean_not_running():
@@ -436,10 +438,10 @@ def test_published_url_per_port(publisher, url):
 
 
 def test_explicit_compose_runtime_is_selected_when_an_engine_answers(stand):
-    assert runtimes.select("compose", "dev").name == "compose"
+    assert runtimes.select("compose", Environment.parse("dev")).name == "compose"
 
 
 def test_explicit_compose_runtime_without_engine_points_to_local(stand, monkeypatch):
     monkeypatch.setenv("FAKE_ENGINE", "down")
     with pytest.raises(OpsError, match="--runtime local"):
-        runtimes.select("compose", "dev")
+        runtimes.select("compose", Environment.parse("dev"))

@@ -1,10 +1,12 @@
-"""`inv db.*` against a real Postgres (the backend's test fixtures start one)."""
+"""`inv db.*` against a real Postgres (the mi_testing plugin starts one)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ops import db, envfile
+from ops import db
+from ops import env as env_files
+from ops.environment import Environment
 from ops.errors import OpsError
 
 pytestmark = pytest.mark.slow
@@ -12,14 +14,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def dev_env(scratch_root, empty_database_url):
-    envfile.setup("dev")
+    env_files.setup(Environment.parse("dev"))
     path = scratch_root / ".env.dev"
     lines = [
         f"DATABASE_URL={empty_database_url}" if line.startswith("DATABASE_URL=") else line
         for line in path.read_text().splitlines()
     ]
     path.write_text("\n".join(lines) + "\n")
-    return "dev"
+    return Environment.parse("dev")
 
 
 def test_migrate_up_down_and_up_again(dev_env):
@@ -46,16 +48,16 @@ def test_check_and_revision_refuse_a_database_behind_head(dev_env):
 
 
 def test_an_unreachable_database_says_to_start_the_stack(scratch_root):
-    envfile.setup("dev")
+    env_files.setup(Environment.parse("dev"))
     path = scratch_root / ".env.dev"
     path.write_text(path.read_text().replace("POSTGRES_PORT=5433", "POSTGRES_PORT=1"))
     with pytest.raises(OpsError, match="the dev database does not answer") as info:
-        db.status("dev")
+        db.status(Environment.parse("dev"))
     assert "inv up --env dev" in str(info.value)
 
 
 def test_protected_envs_take_a_backup_before_schema_changes():
     # What the backup does is tested in test_backup.py (a verified archive, restorable).
-    assert db.safety_backup("dev", skip=False) is None
-    assert db.safety_backup("prod", skip=True) is None
-    assert callable(db.safety_backup("staging", skip=False))
+    assert db.safety_backup(Environment.parse("dev"), skip=False) is None
+    assert db.safety_backup(Environment.parse("prod"), skip=True) is None
+    assert callable(db.safety_backup(Environment.parse("staging"), skip=False))

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ops import doctor, environments
+from common.environments import default_ports
+from ops import doctor
+from ops.environment import Environment
 from ops.errors import OpsError
 
 
@@ -22,7 +24,7 @@ def busy_port():
 def test_a_taken_port_fails_and_names_the_key_to_change(busy_port, scratch_root):
     (scratch_root / ".env.dev").write_text(f"BACKEND_PORT={busy_port}\n")
 
-    findings = {f.check: f for f in doctor.check_ports("dev")}
+    findings = {f.check: f for f in doctor.check_ports(Environment.parse("dev"))}
 
     backend = findings["port BACKEND_PORT"]
     assert backend.status == "fail"
@@ -33,7 +35,7 @@ def test_a_taken_port_fails_and_names_the_key_to_change(busy_port, scratch_root)
 def test_a_malformed_env_file_is_an_error_with_its_line_number(scratch_root):
     (scratch_root / ".env.dev").write_text("API_TOKEN=x\nthis is not a setting\n")
     with pytest.raises(OpsError, match="line 2"):
-        doctor.check_ports("dev")
+        doctor.check_ports(Environment.parse("dev"))
 
 
 def test_python_outside_requires_python_fails():
@@ -62,12 +64,12 @@ def test_no_docker_engine_is_only_a_warning(monkeypatch, tmp_path):
 
 def test_unknown_env_is_refused():
     with pytest.raises(OpsError, match="unknown environment 'qa'") as info:
-        doctor.run("qa")
+        Environment.parse("qa")
     assert info.value.code == 2
 
 
 def test_envs_use_distinct_ports():
-    ports = [set(environments.default_ports(e).values()) for e in ("dev", "staging", "prod")]
+    ports = [set(default_ports(e).values()) for e in ("dev", "staging", "prod")]
     assert not (ports[0] & ports[1]) and not (ports[1] & ports[2]) and not (ports[0] & ports[2])
 
 
@@ -88,7 +90,7 @@ def test_inv_doctor_exits_non_zero_when_a_port_is_taken(tmp_path):
     assert findings["uv"]["status"] == "ok", findings["uv"]
 
     with socket.socket() as sock:
-        staging_backend = environments.default_ports("staging")["BACKEND_PORT"]
+        staging_backend = default_ports("staging")["BACKEND_PORT"]
         try:
             sock.bind(("127.0.0.1", staging_backend))
         except OSError:

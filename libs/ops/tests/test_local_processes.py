@@ -13,8 +13,9 @@ import pytest
 
 from common.health import run_checks
 from mi_testing import free_port
-from ops import health, localdb
-from ops.supervisor import Layout, Program, Supervisor, render_config
+from ops import health
+from ops.runtimes.local import stores
+from ops.runtimes.local.supervisor import Layout, Program, Supervisor, render_config
 
 pytestmark = pytest.mark.slow
 PASSWORD = "s3cret-for-tests-only-0123456789"
@@ -39,11 +40,11 @@ def stack(tmp_path_factory):
     """Postgres and Redis under a real supervisord, as `inv up` runs them."""
     data = tmp_path_factory.mktemp("local")
     pg_port, redis_port = free_port(), free_port()
-    assert localdb.initdb(data / "postgres", "mi", PASSWORD, fsync=False)
-    assert not localdb.initdb(data / "postgres", "mi", PASSWORD, fsync=False), "initdb runs once"
+    assert stores.initdb(data / "postgres", "mi", PASSWORD, fsync=False)
+    assert not stores.initdb(data / "postgres", "mi", PASSWORD, fsync=False), "initdb runs once"
     programs = [
-        localdb.postgres_program(data / "postgres", "127.0.0.1", pg_port),
-        localdb.redis_program(data / "redis", "127.0.0.1", redis_port, PASSWORD),
+        stores.postgres_program(data / "postgres", "127.0.0.1", pg_port),
+        stores.redis_program(data / "redis", "127.0.0.1", redis_port, PASSWORD),
         Program("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"], startsecs=0),
     ]
     layout = Layout(data)
@@ -52,7 +53,7 @@ def stack(tmp_path_factory):
     sup.start(dict(os.environ))
     for program in programs:
         sup.start_program(program.name)
-    localdb.ensure_database("127.0.0.1", pg_port, "mi", PASSWORD, "meetings")
+    stores.ensure_database("127.0.0.1", pg_port, "mi", PASSWORD, "meetings")
     values = {
         "DATABASE_URL": f"postgresql+psycopg://mi:{PASSWORD}@127.0.0.1:{pg_port}/meetings",
         "REDIS_URL": f"redis://:{PASSWORD}@127.0.0.1:{redis_port}/0",

@@ -24,10 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from ops import model_files, model_lock, models
+from ops import models
+from ops.environment import Environment
 from ops.errors import OpsError
-from ops.model_files import Limits
-from ops.ollama_models import OllamaTimeouts
+from ops.models import files as model_files
+from ops.models import lock as model_lock
+from ops.models.files import Limits
+from ops.models.ollama import OllamaTimeouts
 
 REPO = "acme/fake-whisper"
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -260,12 +263,13 @@ def values(upstream: FakeUpstream, target: Path, monkeypatch: pytest.MonkeyPatch
 
 def pull(lock, values, **kwargs) -> dict[str, models.Row]:
     kwargs.setdefault("limits", FAST)
-    rows = models.pull("dev", lock=lock, values=values, **kwargs)
+    rows = models.pull(Environment.parse("dev"), lock=lock, values=values, **kwargs)
     return {row.kind: row for row in rows}
 
 
 def status(lock, values, **kwargs) -> dict[str, models.Row]:
-    return {row.kind: row for row in models.status("dev", lock=lock, values=values, **kwargs)}
+    rows = models.status(Environment.parse("dev"), lock=lock, values=values, **kwargs)
+    return {row.kind: row for row in rows}
 
 
 def leftovers(parent: Path) -> list[str]:
@@ -607,8 +611,10 @@ def test_ollama_is_optional_with_llm_engine_auto_and_required_with_ollama(lock, 
         probe.bind(("127.0.0.1", 0))
         values["OLLAMA_URL"] = f"http://127.0.0.1:{probe.getsockname()[1]}"
     quick = OllamaTimeouts(connect=0.5, read=1, pull_read=1, total=5)
-    auto = {r.kind: r for r in models.pull("dev", lock=lock, values=values, limits=FAST,
-                                           ollama_timeouts=quick)}["ollama"]  # fmt: skip
+    rows = models.pull(
+        Environment.parse("dev"), lock=lock, values=values, limits=FAST, ollama_timeouts=quick
+    )
+    auto = {r.kind: r for r in rows}["ollama"]
     assert (auto.state, auto.status) == ("unknown", "warn")
     assert "extractive" in auto.detail
     values["LLM_ENGINE"] = "ollama"

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from common.settings import ENVIRONMENTS
-from ops import model_lock
+from ops.env import schema
+from ops.environment import Environment
 from ops.errors import OpsError
+from ops.models import lock as model_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REAL_LOCK = REPO_ROOT / "models.lock"
@@ -57,12 +59,11 @@ def test_the_committed_lock_lists_every_file_faster_whisper_loads(real_lock):
 
 def test_the_lock_agrees_with_the_default_ollama_model_of_each_env(real_lock):
     # A fresh `.env.<env>` must not contradict the lock, or `inv models.pull` would refuse.
-    from ops import envschema
 
     for env in ENVIRONMENTS:
         pin = real_lock.for_env(env).ollama
         assert pin is not None
-        assert envschema.defaults_for(env)["OLLAMA_MODEL"] == pin.name
+        assert schema.defaults_for(Environment.parse(env))["OLLAMA_MODEL"] == pin.name
 
 
 def test_hub_url_layout_is_the_one_huggingface_hub_uses(real_lock):

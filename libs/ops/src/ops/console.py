@@ -1,4 +1,5 @@
-"""Terminal output for tasks: tables with a status column, and JSON for scripts."""
+"""All terminal output of the ops layer: lines for humans, tables with a status column, JSON
+for scripts, and the confirmation prompt. No other ops module prints."""
 
 from __future__ import annotations
 
@@ -28,6 +29,28 @@ STATUS_STYLE = {
     "failed": "bold red",
     "unreadable": "bold red",
 }
+
+
+def say(text: str) -> None:
+    """A line of progress or of a result, for a human, on stdout."""
+    sys.stdout.write(f"{text}\n")
+    sys.stdout.flush()
+
+
+def size(num: float) -> str:
+    """Bytes for a human: 512 B, 3.4 MiB, 1.2 GiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(num) < 1024 or unit == "GiB":
+            return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
+        num /= 1024
+    return f"{num:.1f} TiB"  # pragma: no cover
+
+
+def elapsed(since: float) -> str:
+    """Seconds since the `time.monotonic()` reading `since`, for a human: 2.3s."""
+    import time
+
+    return f"{time.monotonic() - since:.1f}s"
 
 
 def print_json(data: Any) -> None:

@@ -1,6 +1,6 @@
-"""`inv db.*`: the backend's Alembic migrations, per environment.
+"""`inv db.*`: the Alembic migrations of `meetings` (libs/meetings), per environment.
 
-The migration scripts ship inside the backend package (`meetings.migrations`); this module
+The migration scripts ship inside the `meetings` package (`meetings.migrations`); this module
 adds what an operator needs around them: which database, is it reachable, a safety backup
 before changing staging or prod, and errors that say what to do.
 """
@@ -12,20 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from ops import envfile, environments
+from ops import console
+from ops.environment import Environment
 from ops.errors import OpsError
 
 T = TypeVar("T")
-PROTECTED_ENVS = ("staging", "prod")
-
-
-def database_url(env: str) -> str:
-    environments.validate(env)
-    return envfile.load(env)["DATABASE_URL"]
 
 
 @contextmanager
-def _database_errors(env: str) -> Iterator[None]:
+def _database_errors(env: Environment) -> Iterator[None]:
     """Turn driver errors into what the operator should do about them."""
     from sqlalchemy.exc import OperationalError
 
@@ -39,53 +34,65 @@ def _database_errors(env: str) -> Iterator[None]:
         ) from None
 
 
-def _run(env: str, action: Callable[[], T]) -> T:
+def _run(env: Environment, action: Callable[[], T]) -> T:
     with _database_errors(env):
         return action()
 
 
-def safety_backup(env: str, *, skip: bool) -> Callable[[str], Path] | None:
+def upgrade_to_head(database_url: str, what: str, fix: str = "") -> None:
+    """Migrate `database_url` to head, or say that `what` failed (and `fix`)."""
+    from meetings import migrations
+
+    try:
+        migrations.upgrade(database_url)
+    except Exception as exc:
+        raise OpsError(f"{what} failed: {type(exc).__name__}: {exc}", fix) from exc
+
+
+def safety_backup(env: Environment, *, skip: bool) -> Callable[[Environment], Path] | None:
     """What to run before a staging/prod schema change: a verified backup (None in dev)."""
-    if skip or env not in PROTECTED_ENVS:
+    if skip or not env.protected:
         return None
     from ops import backup
 
     return backup.safety_backup  # creates, reads back every checksum, returns the path
 
 
-def status(env: str) -> tuple[str | None, str]:
+def status(env: Environment) -> tuple[str | None, str]:
     """(the database's revision, the code's head revision)."""
     from meetings import migrations
 
-    url = database_url(env)
+    url = env.values()["DATABASE_URL"]
     return _run(env, lambda: migrations.current(url)), migrations.head()
 
 
-def migrate(env: str, to: str = "head", *, backup: Callable[[str], Path] | None = None) -> str:
+def migrate(
+    env: Environment, to: str = "head", *, backup: Callable[[Environment], Path] | None = None
+) -> str:
     """Upgrade `env` to `to`; `backup(env)` runs first when given. Returns the new revision."""
     from meetings import migrations
 
-    url = database_url(env)
+    url = env.values()["DATABASE_URL"]
     before, head = status(env)
     target = head if to == "head" else to
     if before == target:
         return f"already at {target}; nothing to do"
     if backup is not None:
-        path = backup(env)
-        print(f"safety backup: {path}")  # noqa: T201
+        console.say(f"safety backup: {backup(env)}")
     _run(env, lambda: migrations.upgrade(url, to))
     after = _run(env, lambda: migrations.current(url))
     return f"migrated {env} from {before or 'an empty database'} to {after}"
 
 
-def downgrade(env: str, to: str, *, backup: Callable[[str], Path] | None = None) -> str:
+def downgrade(
+    env: Environment, to: str, *, backup: Callable[[Environment], Path] | None = None
+) -> str:
     from meetings import migrations
 
-    url = database_url(env)
+    url = env.values()["DATABASE_URL"]
     before, _ = status(env)
     if backup is not None:
-        path = backup(env)
-        print(f"safety backup: {path}")  # noqa: T201
+        console.say(f"safety backup: {backup(env)}")
     try:
         _run(env, lambda: migrations.downgrade(url, to))
     except Exception as exc:
@@ -94,13 +101,13 @@ def downgrade(env: str, to: str, *, backup: Callable[[str], Path] | None = None)
         raise OpsError(
             f"downgrade of {env} to {to!r} failed: {exc}",
             "`inv db.current` shows where the database is; revisions are listed in "
-            "services/backend/src/backend/migrations/versions",
+            "libs/meetings/src/meetings/migrations/versions",
         ) from exc
     after = _run(env, lambda: migrations.current(url))
     return f"downgraded {env} from {before} to {after or 'base (empty schema)'}"
 
 
-def _require_head(env: str, why: str) -> str:
+def _require_head(env: Environment, why: str) -> str:
     """The head revision, once `env`'s database is at it; else what to run first, and why."""
     current, head = status(env)
     if current != head:
@@ -111,11 +118,11 @@ def _require_head(env: str, why: str) -> str:
     return head
 
 
-def check(env: str) -> str:
+def check(env: Environment) -> str:
     """Fail when the models need a migration that does not exist yet."""
     from meetings import migrations
 
-    url = database_url(env)
+    url = env.values()["DATABASE_URL"]
     head = _require_head(env, "since models are compared with a migrated database")
     try:
         _run(env, lambda: migrations.check(url))
@@ -126,11 +133,11 @@ def check(env: str) -> str:
     return f"models and migrations agree (head {head})"
 
 
-def revision(env: str, message: str) -> Path:
+def revision(env: Environment, message: str) -> Path:
     """Autogenerate a migration from the difference between the models and `env`'s database."""
     from meetings import migrations
 
-    url = database_url(env)
+    url = env.values()["DATABASE_URL"]
     _require_head(env, "so only your model changes end up in the script")
     try:
         return _run(env, lambda: migrations.revision(url, message))

@@ -14,7 +14,9 @@ from typing import Literal
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from ops import binaries, docker, envfile, environments, project
+from ops import binaries, docker, project
+from ops.env import file as env_file
+from ops.environment import Environment
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -106,15 +108,15 @@ def check_binaries() -> list[Finding]:
     return findings
 
 
-def _stack_running(env: str) -> bool:
-    from ops.supervisor import Layout, Supervisor
+def _stack_running(env: Environment) -> bool:
+    from ops.runtimes.local import LocalRuntime
 
-    return Supervisor(Layout(project.data_dir(env))).pid() is not None
+    return LocalRuntime(env).is_running()
 
 
-def check_ports(env: str) -> list[Finding]:
-    env_path = envfile.path_for(env)
-    ports = {**environments.default_ports(env), **envfile.read_ports(env_path)}
+def check_ports(env: Environment) -> list[Finding]:
+    env_path = env.env_file
+    ports = {**env.default_ports, **env_file.read_ports(env_path)}
     source = env_path.name if env_path.exists() else "defaults"
     if _stack_running(env):
         return [Finding("ports", "ok", f"in use by the running {env} stack ({source})")]
@@ -144,8 +146,7 @@ def check_disk() -> Finding:
     return Finding("disk", "ok", detail)
 
 
-def run(env: str) -> list[Finding]:
-    environments.validate(env)
+def run(env: Environment) -> list[Finding]:
     checks: Iterable[Callable[[], Finding | list[Finding]]] = (
         check_python,
         check_uv,

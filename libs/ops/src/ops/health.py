@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from common import grpc_health
 from common.database import libpq_url
 from common.health import Check, HealthReport, run_checks
+from meetings.pipeline import ALL_QUEUES
 
 CHECK_TIMEOUT = 2.0
 
@@ -108,7 +109,6 @@ def worker_probe(redis_url: str) -> Any:
         if not replies:
             raise RuntimeError("no Celery worker answered ping")
         # The queues the pipeline routes to; their depth is reported, not judged.
-        from meetings.pipeline import ALL_QUEUES
 
         client = redis.Redis.from_url(redis_url, socket_connect_timeout=CHECK_TIMEOUT)
         try:
@@ -162,6 +162,23 @@ def run(values: Mapping[str, str], *, wait: float = 0, ollama: bool = False) -> 
         if report.ok or time.monotonic() >= deadline:
             return report
         time.sleep(0.5)
+
+
+def wait(values: Mapping[str, str], names: Sequence[str], timeout: float) -> None:
+    """Poll the checks named `names` until they all pass; OpsError after `timeout` seconds."""
+    from ops.errors import OpsError
+
+    _preload()
+    checks = [c for c in checks_for(values) if c.name in names]
+    deadline = time.monotonic() + timeout
+    while True:
+        report = asyncio.run(run_checks(checks))
+        if report.ok:
+            return
+        if time.monotonic() > deadline:
+            failing = "; ".join(f"{r.name}: {r.detail}" for r in report.results if not r.ok)
+            raise OpsError(f"not healthy after {timeout:g}s: {failing}")
+        time.sleep(0.3)
 
 
 def rows(report: HealthReport) -> list[dict[str, object]]:

@@ -27,8 +27,3 @@ def root() -> Path:
 def pyproject() -> dict[str, Any]:
     with (root() / "pyproject.toml").open("rb") as fh:
         return tomllib.load(fh)
-
-
-def data_dir(env: str) -> Path:
-    """State of one environment's local runtime: databases, logs, media, sockets."""
-    return root() / ".data" / env

@@ -7,7 +7,7 @@ import sys
 
 from invoke import Context
 
-from ops import project
+from ops import console, project
 from ops.errors import OpsError
 
 
@@ -27,4 +27,4 @@ def setup(c: Context, *, hooks: bool) -> None:
                 raise OpsError("not a git checkout: no hook to install", "run `git init` first")
             # The interpreter running inv is the workspace's: the hook will use it too.
             c.run(f"{sys.executable} -m pre_commit install --install-hooks", pty=False)
-    print("ready: `uv run inv up --env dev` starts the stack, `uv run nox` runs the checks")  # noqa: T201
+    console.say("ready: `uv run inv up --env dev` starts the stack, `uv run nox` runs the checks")

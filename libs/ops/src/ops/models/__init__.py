@@ -1,9 +1,9 @@
 """`inv models.pull` and `inv models.list`: the locked models of an environment, on this machine.
 
 The whisper model is a CTranslate2 directory fetched from the Hugging Face hub (or the mirror in
-HF_ENDPOINT) into WHISPER_MODEL_DIR (see `ops.model_files`); the Ollama model is pulled through
-the Ollama server at OLLAMA_URL (see `ops.ollama_models`). Both are checked against
-`models.lock` (see `ops.model_lock`). Which ones an environment needs follows its engines:
+HF_ENDPOINT) into WHISPER_MODEL_DIR (see `files.py`); the Ollama model is pulled through
+the Ollama server at OLLAMA_URL (see `ollama.py`). Both are checked against `models.lock`
+(see `lock.py`). Which ones an environment needs follows its engines:
 
     WHISPER_ENGINE=pocketsphinx      no whisper model needed
     LLM_ENGINE=ollama                the Ollama model is required
@@ -23,13 +23,15 @@ from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ops import model_files
+from ops import console
+from ops.environment import Environment
 from ops.errors import OpsError
-from ops.model_files import Bars, Limits, NoBars
-from ops.model_lock import Lock, OllamaPin, WhisperPin
-from ops.ollama_models import Ollama, OllamaPullError, OllamaTimeouts, OllamaUnreachableError
-from ops.ollama_models import canonical as ollama_canonical
-from ops.ollama_models import manifest_path as ollama_manifest_path
+from ops.models import files as model_files
+from ops.models.files import Bars, Limits, NoBars
+from ops.models.lock import Lock, OllamaPin, WhisperPin
+from ops.models.ollama import Ollama, OllamaPullError, OllamaTimeouts, OllamaUnreachableError
+from ops.models.ollama import canonical as ollama_canonical
+from ops.models.ollama import manifest_path as ollama_manifest_path
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -62,40 +64,24 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def settings(env: str) -> dict[str, str]:
-    """The environment's values: `.env.<env>` when it exists, over the schema's defaults."""
-    from ops import envfile, environments, envschema
-
-    environments.validate(env)
-    values = envschema.defaults_for(env)
-    path = envfile.path_for(env)
-    if path.exists():
-        values |= envfile.parse(path)
-    return envfile.interpolate(values)
-
-
-def model_dir(values: dict[str, str]) -> Path:
+def model_dir(env: Environment, values: dict[str, str]) -> Path:
     """WHISPER_MODEL_DIR, relative paths taken from the repository root like the services do."""
-    from ops import project
-
-    path = Path(values.get("WHISPER_MODEL_DIR") or ".models/dev/whisper").expanduser()
-    return (path if path.is_absolute() else project.root() / path).resolve()
+    return env.path(values.get("WHISPER_MODEL_DIR") or f".models/{env}/whisper").resolve()
 
 
 def _context(
-    env: str, lock: Lock | None, values: dict[str, str] | None
+    env: Environment, lock: Lock | None, values: dict[str, str] | None
 ) -> tuple[Lock, dict[str, str]]:
-    from ops import environments, model_lock
+    from ops.models import lock as model_lock
 
-    environments.validate(env)
-    return lock or model_lock.load(), values if values is not None else settings(env)
+    return lock or model_lock.load(), values if values is not None else env.settings()
 
 
 # --- models.list ----------------------------------------------------------------------------
 
 
 def status(
-    env: str,
+    env: Environment,
     *,
     verify: bool = False,
     lock: Lock | None = None,
@@ -104,7 +90,7 @@ def status(
     """What is locked for `env` and what is here. Offline and quick: files are hashed only with
     `verify` (or never, while their verification stamp holds); Ollama gets a short look."""
     lock, values = _context(env, lock, values)
-    pins = lock.for_env(env)
+    pins = lock.for_env(env.name)
     rows: list[Row] = []
     if pins.whisper:
         rows.append(_whisper_status(env, pins.whisper, values, verify=verify))
@@ -118,13 +104,15 @@ def _whisper_needed(values: dict[str, str]) -> bool:
 
 
 def _whisper_row(
-    env: str, pin: WhisperPin, target: Path, state: str, status: str, detail: str
+    env: Environment, pin: WhisperPin, target: Path, state: str, status: str, detail: str
 ) -> Row:
-    return Row(env, "whisper", pin.key, pin.revision[:7], str(target), state, status, detail)
+    return Row(env.name, "whisper", pin.key, pin.revision[:7], str(target), state, status, detail)
 
 
-def _whisper_status(env: str, pin: WhisperPin, values: dict[str, str], *, verify: bool) -> Row:
-    target = model_dir(values)
+def _whisper_status(
+    env: Environment, pin: WhisperPin, values: dict[str, str], *, verify: bool
+) -> Row:
+    target = model_dir(env, values)
     needed = _whisper_needed(values)
     found = model_files.inspect(pin, target, verify=verify, record=verify)
     if found.state == "verified":
@@ -150,7 +138,7 @@ def _whisper_status(env: str, pin: WhisperPin, values: dict[str, str], *, verify
     return row
 
 
-def _whisper_fix(env: str, pin: WhisperPin, target: Path, state: str) -> str:
+def _whisper_fix(env: Environment, pin: WhisperPin, target: Path, state: str) -> str:
     lines = []
     if state in {"mismatch", "incomplete"}:
         lines.append(
@@ -169,13 +157,15 @@ def _whisper_fix(env: str, pin: WhisperPin, target: Path, state: str) -> str:
     return "\n".join(lines)
 
 
-def _ollama_status(env: str, pin: OllamaPin, values: dict[str, str], *, pulling: bool) -> Row:
+def _ollama_status(
+    env: Environment, pin: OllamaPin, values: dict[str, str], *, pulling: bool
+) -> Row:
     """The Ollama model as the server reports it. `pulling` uses the longer timeouts."""
     engine = values.get("LLM_ENGINE", "auto")
     url = values.get("OLLAMA_URL", "http://127.0.0.1:11434")
 
     def row(state: str, status: str, detail: str, fix: str = "") -> Row:
-        return Row(env, "ollama", pin.name, pin.short_digest, url, state, status, detail, fix)
+        return Row(env.name, "ollama", pin.name, pin.short_digest, url, state, status, detail, fix)
 
     if engine == "extractive":
         return row("not needed", "ok", "LLM_ENGINE=extractive does not use it")
@@ -215,7 +205,7 @@ def _ollama_status(env: str, pin: OllamaPin, values: dict[str, str], *, pulling:
     )
 
 
-def _ollama_fix(env: str, pin: OllamaPin, url: str) -> str:
+def _ollama_fix(env: Environment, pin: OllamaPin, url: str) -> str:
     return "\n".join(
         [
             f"With network: start Ollama at {url} (`ollama serve`), then "
@@ -233,7 +223,7 @@ def _ollama_fix(env: str, pin: OllamaPin, url: str) -> str:
 
 
 def pull(
-    env: str,
+    env: Environment,
     *,
     offline: bool = False,
     replace: bool = False,
@@ -254,7 +244,7 @@ def pull(
     if timeout is not None:
         limits = replace_fields(limits or Limits(), total=timeout)
         ollama_timeouts = replace_fields(ollama_timeouts or OllamaTimeouts(), total=timeout)
-    pins = lock.for_env(env)
+    pins = lock.for_env(env.name)
     offline = offline or hub_offline()
     bars = bars or NoBars()
     rows: list[Row] = []
@@ -266,7 +256,7 @@ def pull(
 
 
 def _pull_whisper(
-    env: str,
+    env: Environment,
     pin: WhisperPin,
     values: dict[str, str],
     offline: bool,
@@ -274,7 +264,7 @@ def _pull_whisper(
     limits: Limits | None,
     bars: Bars,
 ) -> Row:
-    target = model_dir(values)
+    target = model_dir(env, values)
     if not _whisper_needed(values):
         return _whisper_row(
             env, pin, target, "skipped", "ok", "WHISPER_ENGINE=pocketsphinx does not use it"
@@ -327,7 +317,7 @@ def _pull_whisper(
 
 
 def _pull_ollama(
-    env: str,
+    env: Environment,
     pin: OllamaPin,
     values: dict[str, str],
     offline: bool,
@@ -346,7 +336,7 @@ def _pull_ollama(
         Ollama(url, timeouts).pull(pin.name, bars)
     except (OllamaPullError, OllamaUnreachableError) as exc:
         return Row(
-            env, "ollama", pin.name, pin.short_digest, url, "failed", "fail",
+            env.name, "ollama", pin.name, pin.short_digest, url, "failed", "fail",
             f"Ollama could not pull {pin.name}: {exc}",
             _ollama_fix(env, pin, url),
         )  # fmt: skip
@@ -362,16 +352,14 @@ def _pull_ollama(
 
 
 def show(rows: list[Row], title: str, *, json: bool = False) -> None:
-    from ops import console
-
     if json:
         console.print_json([asdict(row) for row in rows])
         return
     console.print_table(title, COLUMNS, [_shown(row) for row in rows], status_key="status")
     for row in rows:
         if row.fix and row.status != "ok":
-            print(f"\n{row.kind} {row.model}: {row.state}")  # noqa: T201
-            print(textwrap.indent(row.fix, "    "))  # noqa: T201
+            console.say(f"\n{row.kind} {row.model}: {row.state}")
+            console.say(textwrap.indent(row.fix, "    "))
 
 
 def _shown(row: Row) -> dict[str, str]:
@@ -384,7 +372,7 @@ def _shown(row: Row) -> dict[str, str]:
     return shown
 
 
-def raise_for_failures(rows: list[Row], env: str) -> None:
+def raise_for_failures(rows: list[Row], env: Environment) -> None:
     failed = [f"{row.kind} {row.model} ({row.state})" for row in rows if row.status == "fail"]
     if failed:
         raise OpsError(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ops import binaries
 from ops.errors import OpsError
-from ops.supervisor import Program
+from ops.runtimes.local.supervisor import Program
 
 # Postgres refuses to run as root (CI machines, containers); it then runs as this user.
 POSTGRES_SYSTEM_USER = "mi-postgres"

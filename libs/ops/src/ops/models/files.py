@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ops.model_lock import LockedFile, WhisperPin
+from ops.models.lock import LockedFile, WhisperPin
 
 if TYPE_CHECKING:
     import httpx

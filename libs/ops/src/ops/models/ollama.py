@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from ops.model_files import Bars, NoBars
+from ops.models.files import Bars, NoBars
 
 
 class OllamaUnreachableError(Exception):

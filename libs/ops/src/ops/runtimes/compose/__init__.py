@@ -20,9 +20,10 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ops import envfile, environments, project
+from ops import project
+from ops.environment import Environment
 from ops.errors import OpsError
-from ops.runtimes.base import ServiceState
+from ops.runtimes.base import ServiceState, StackData
 
 BASE_FILE = "infra/compose/compose.yaml"
 ALL_PROFILES = "*"
@@ -203,45 +204,61 @@ class ComposeRuntime:
 
     name = "compose"
 
-    def __init__(self, *, profiles: Sequence[str] = ()) -> None:
+    def __init__(self, env: Environment, *, profiles: Sequence[str] = ()) -> None:
+        self.env = env
         self.profiles = tuple(profiles)
         self._cli: tuple[str, ...] | None = None
 
     # --- the Runtime protocol ---------------------------------------------------------------
 
-    def up(self, env: str, *, timeout: float) -> None:
-        envfile.prepare(env)
-        self._require_engine()
-        self._run(env, up_command(timeout), profiles=self.profiles, what=f"start {env}")
+    def up(self, *, timeout: float) -> None:
+        from ops import env as env_files
 
-    def down(self, env: str, *, volumes: bool) -> None:
+        env_files.prepare(self.env)
         self._require_engine()
-        self._run(env, down_command(volumes=volumes), profiles=[ALL_PROFILES], what=f"stop {env}")
+        self._run(up_command(timeout), profiles=self.profiles, what=f"start {self.env}")
 
-    def ps(self, env: str) -> list[ServiceState]:
+    def down(self, *, volumes: bool) -> None:
+        self._require_engine()
+        command = down_command(volumes=volumes)
+        self._run(command, profiles=[ALL_PROFILES], what=f"stop {self.env}")
+
+    def ps(self) -> list[ServiceState]:
         if not self._engine_reachable():
             return []
         proc = self._run(
-            env, ps_command(), profiles=[ALL_PROFILES], what=f"list {env}", capture=True
+            ps_command(), profiles=[ALL_PROFILES], what=f"list {self.env}", capture=True
         )
         return parse_ps(proc.stdout)
 
-    def logs(self, env: str, *, service: str | None, follow: bool, tail: int) -> None:
+    def logs(self, *, service: str | None, follow: bool, tail: int) -> None:
         self._require_engine()
         command = logs_command(service=service, follow=follow, tail=tail)
         try:
-            self._run(env, command, profiles=[ALL_PROFILES], what=f"show logs of {env}")
+            self._run(command, profiles=[ALL_PROFILES], what=f"show logs of {self.env}")
         except KeyboardInterrupt:  # Ctrl-C ends `--follow`; that is not an error
             return
 
-    def is_running(self, env: str) -> bool:
-        return any(s.state not in {"exited", "failed", "stopped"} for s in self.ps(env))
+    def is_running(self) -> bool:
+        return any(s.state not in {"exited", "failed", "stopped"} for s in self.ps())
+
+    def data(self) -> StackData:
+        """Postgres and the media volume reached through the stack's own containers."""
+        from ops.runtimes.compose.data import ComposeApps, ComposeEndpoint, ComposeMedia
+
+        values = self.env.values()
+        prefix = self.argv([])
+        endpoint = ComposeEndpoint(prefix, values["POSTGRES_USER"], values["POSTGRES_DB"])
+        return StackData("compose", endpoint, ComposeMedia(prefix), ComposeApps(prefix))
 
     # --- beyond the protocol ----------------------------------------------------------------
 
-    def build(self, env: str, service: str | None = None) -> None:
-        """Build the images of `env` (or only `service`'s) with the env file's settings."""
-        envfile.prepare(env)
+    def build(self, service: str | None = None) -> None:
+        """Build the images (or only `service`'s) with the env file's settings."""
+        from ops import env as env_files
+
+        env = self.env
+        env_files.prepare(env)
         self._require_engine()
         what = f"build {service or 'the images'} for {env}"
         # A failed build is not a stack problem: ps/logs show nothing about it.
@@ -251,26 +268,24 @@ class ComposeRuntime:
             f"`uv run python scripts/airgap/images.py services --env {env}` builds the same "
             "images with a BuildKit-capable docker CLI"
         )
-        self._run(env, build_command(service), profiles=self.profiles, what=what, fix=fix)
+        self._run(build_command(service), profiles=self.profiles, what=what, fix=fix)
 
-    def argv(self, env: str, command: Sequence[str], *, profiles: Iterable[str] = ()) -> list[str]:
+    def argv(self, command: Sequence[str], *, profiles: Iterable[str] = ()) -> list[str]:
         """The argv this runtime runs for `command` (with the CLI found on this machine).
 
         Without `.env.<env>` only the project name is given: `ps`, `logs` and `down` still
         find the project's containers by label, where interpolating the files would fail.
         """
-        environments.validate(env)
         if self._cli is None:
             self._cli = find_cli()
-        if not envfile.path_for(env).exists():
-            return [*self._cli, "-p", project_name(env), *command]
-        return compose_argv(env, command, cli=self._cli, profiles=profiles)
+        if not self.env.env_file.exists():
+            return [*self._cli, "-p", project_name(self.env.name), *command]
+        return compose_argv(self.env.name, command, cli=self._cli, profiles=profiles)
 
     # --- helpers ----------------------------------------------------------------------------
 
     def _run(
         self,
-        env: str,
         command: Sequence[str],
         *,
         profiles: Iterable[str],
@@ -278,7 +293,8 @@ class ComposeRuntime:
         capture: bool = False,
         fix: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        argv = self.argv(env, command, profiles=profiles)
+        env = self.env
+        argv = self.argv(command, profiles=profiles)
         proc = subprocess.run(
             argv, cwd=project.root(), capture_output=capture, text=True, check=False
         )

@@ -17,10 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ops import binaries, console, envfile, localdb, project
+from ops import binaries, console
+from ops.environment import Environment
 from ops.errors import OpsError
-from ops.runtimes.base import ServiceState
-from ops.supervisor import Layout, Program, Supervisor, render_config
+from ops.runtimes.base import ServiceState, StackData
+from ops.runtimes.local import stores
+from ops.runtimes.local.data import LocalApps, LocalEndpoint, LocalMedia, NoApps
+from ops.runtimes.local.supervisor import Layout, Program, Supervisor, render_config
 
 STORES = ("postgres", "redis")
 APPS = ("whisper", "llm", "backend", "worker")
@@ -40,28 +43,23 @@ PRIORITY = {
 }
 
 
-def _absolute(value: str) -> str:
-    path = Path(value)
-    return str(path if path.is_absolute() else project.root() / path)
-
-
-def process_env(values: Mapping[str, str]) -> dict[str, str]:
+def process_env(env: Environment, values: Mapping[str, str]) -> dict[str, str]:
     """What supervisord and so every service inherits."""
-    env = {**os.environ, **values}
-    env["MEDIA_DIR"] = _absolute(values["MEDIA_DIR"])
-    env["WHISPER_MODEL_DIR"] = _absolute(values["WHISPER_MODEL_DIR"])
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    inherited = {**os.environ, **values}
+    inherited["MEDIA_DIR"] = str(env.path(values["MEDIA_DIR"]))
+    inherited["WHISPER_MODEL_DIR"] = str(env.path(values["WHISPER_MODEL_DIR"]))
+    inherited["PYTHONUNBUFFERED"] = "1"
+    return inherited
 
 
-def programs(env: str, values: Mapping[str, str]) -> list[Program]:
-    data = project.data_dir(env)
+def programs(env: Environment, values: Mapping[str, str]) -> list[Program]:
+    data = env.data_dir
     python = sys.executable
     found = [
-        localdb.postgres_program(
+        stores.postgres_program(
             data / "postgres", values["POSTGRES_HOST"], int(values["POSTGRES_PORT"])
         ),
-        localdb.redis_program(
+        stores.redis_program(
             data / "redis",
             values["REDIS_HOST"],
             int(values["REDIS_PORT"]),
@@ -105,40 +103,47 @@ def urls(values: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _fingerprint(env: str) -> str:
-    return hashlib.sha256(envfile.path_for(env).read_bytes()).hexdigest()
+def _fingerprint(env: Environment) -> str:
+    return hashlib.sha256(env.env_file.read_bytes()).hexdigest()
 
 
 class LocalRuntime:
+    """One environment's stack under its own supervisord, in `.data/<env>/`."""
+
     name = "local"
 
-    def _supervisor(self, env: str) -> Supervisor:
-        return Supervisor(Layout(project.data_dir(env)))
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def _supervisor(self) -> Supervisor:
+        return Supervisor(Layout(self.env.data_dir))
 
     # --- up ---------------------------------------------------------------------------------
 
-    def up(self, env: str, *, timeout: float) -> None:
-        from ops import doctor, health
+    def up(self, *, timeout: float) -> None:
+        from ops import db, doctor, health, runtimes
+        from ops import env as env_files
 
-        values = envfile.prepare(env)
-        data = project.data_dir(env)
-        sup = self._supervisor(env)
+        env = self.env
+        values = env_files.prepare(env)
+        data = env.data_dir
+        sup = self._supervisor()
         progs = programs(env, values)
         names = [p.name for p in progs]
         started = time.monotonic()
 
         if sup.pid() is not None:
-            self._warn_if_env_changed(env)
+            self._warn_if_env_changed()
             states = {i["name"]: i["statename"] for i in sup.info()}
             stopped = [n for n in names if states.get(n) not in RUNNING_STATES | {"STARTING"}]
             if not stopped:
                 report = health.run(values, wait=min(timeout, 10), ollama="ollama" in names)
                 if report.ok:
-                    print(f"the {env} stack is already running and healthy; nothing changed")  # noqa: T201
-                    self._summary(env, values)
+                    console.say(f"the {env} stack is already running and healthy; nothing changed")
+                    self._summary(values)
                     return
             else:
-                print(f"the {env} stack is running; starting {', '.join(stopped)}")  # noqa: T201
+                console.say(f"the {env} stack is running; starting {', '.join(stopped)}")
         else:
             busy = {
                 key: port
@@ -150,31 +155,29 @@ class LocalRuntime:
                 raise OpsError(
                     "port(s) already in use: " + ", ".join(f"{p} ({k})" for k, p in busy.items()),
                     f"stop what listens there (`ss -ltnp 'sport = :{port}'`) or change {key} "
-                    f"in {envfile.path_for(env).name}",
+                    f"in {env.env_file.name}",
                 )
             data.mkdir(parents=True, exist_ok=True)
-            created = localdb.initdb(
+            created = stores.initdb(
                 data / "postgres",
                 values["POSTGRES_USER"],
                 values["POSTGRES_PASSWORD"],
-                fsync=env != "dev",
+                fsync=env.protected,  # dev only: a crash during initdb means re-init
             )
             if created:
-                print(f"initialised a new Postgres cluster in {data / 'postgres'}")  # noqa: T201
-            inherited = process_env(values)
+                console.say(f"initialised a new Postgres cluster in {data / 'postgres'}")
+            inherited = process_env(env, values)
             Path(inherited["MEDIA_DIR"]).mkdir(parents=True, exist_ok=True)
             sup.layout.conf.write_text(render_config(sup.layout, f"mi-{env}", progs))
             sup.start(inherited)
             (data / "env.sha256").write_text(_fingerprint(env))
-
-        from ops import runtimes
 
         runtimes.remember(env, self.name)
         # Stores and the two AI services need nothing else: start them together.
         for name in [*STORES, "ollama", "whisper", "llm"]:
             if name in names:
                 sup.start_program(name)
-        localdb.ensure_database(
+        stores.ensure_database(
             values["POSTGRES_HOST"],
             int(values["POSTGRES_PORT"]),
             values["POSTGRES_USER"],
@@ -182,27 +185,19 @@ class LocalRuntime:
             values["POSTGRES_DB"],
             timeout=max(5.0, timeout - (time.monotonic() - started)),
         )
-        self._migrate(values)
+        db.upgrade_to_head(
+            values["DATABASE_URL"],
+            "migrations",
+            fix="fix the migration, then run `inv up` again (nothing else was started)",
+        )
         for name in ("backend", "worker"):
             sup.start_program(name)
-        self._wait_healthy(env, sup, values, names, started, timeout)
-        print(f"the {env} stack is up and healthy ({time.monotonic() - started:.1f}s)")  # noqa: T201
-        self._summary(env, values)
-
-    def _migrate(self, values: Mapping[str, str]) -> None:
-        from meetings import migrations
-
-        try:
-            migrations.upgrade(values["DATABASE_URL"])
-        except Exception as exc:
-            raise OpsError(
-                f"migrations failed: {type(exc).__name__}: {exc}",
-                "fix the migration, then run `inv up` again (nothing else was started)",
-            ) from exc
+        self._wait_healthy(sup, values, names, started, timeout)
+        console.say(f"the {env} stack is up and healthy ({time.monotonic() - started:.1f}s)")
+        self._summary(values)
 
     def _wait_healthy(
         self,
-        env: str,
         sup: Supervisor,
         values: Mapping[str, str],
         names: list[str],
@@ -216,9 +211,7 @@ class LocalRuntime:
                 if info["name"] in names and info["statename"] in {"FATAL"} | (
                     {"BACKOFF"} if info["name"] in STORES else set()
                 ):
-                    self._fail_with_log(
-                        env, info["name"], info["statename"], info.get("spawnerr", "")
-                    )
+                    self._fail_with_log(info["name"], info["statename"], info.get("spawnerr", ""))
             report = health.run(values, ollama="ollama" in names)
             if report.ok:
                 return
@@ -227,7 +220,8 @@ class LocalRuntime:
                 first = failing[0]
                 service = first.name if first.name in names else "backend"
                 listing = "; ".join(f"{r.name}: {r.detail}" for r in failing)
-                tail = self._tail(env, service)
+                tail = self._tail(service)
+                env = self.env
                 raise OpsError(
                     f"the {env} stack is not healthy after {timeout:g}s: {listing}\n"
                     f"--- last lines of {service}'s log ---\n{tail}",
@@ -236,53 +230,57 @@ class LocalRuntime:
                 )
             time.sleep(0.3)
 
-    def _fail_with_log(self, env: str, service: str, state: str, spawnerr: str) -> None:
+    def _fail_with_log(self, service: str, state: str, spawnerr: str) -> None:
         reason = f" ({spawnerr})" if spawnerr else ""
+        env = self.env
         raise OpsError(
             f"{service} failed to start: it is {state}{reason}\n"
-            f"--- last lines of {service}'s log ---\n{self._tail(env, service)}",
+            f"--- last lines of {service}'s log ---\n{self._tail(service)}",
             f"fix the cause above, then `inv up --env {env}` again; "
             f"full log: `inv logs --env {env} --service {service}`",
         )
 
-    def _tail(self, env: str, service: str, lines: int = LOG_TAIL_ON_FAILURE) -> str:
-        from ops import logs
+    def _tail(self, service: str, lines: int = LOG_TAIL_ON_FAILURE) -> str:
+        from ops.runtimes.local import logs
 
-        path = Layout(project.data_dir(env)).log_of(service)
+        path = Layout(self.env.data_dir).log_of(service)
         return "".join(logs.tail_lines(path, lines)).rstrip() or "(empty log)"
 
-    def _warn_if_env_changed(self, env: str) -> None:
-        recorded = project.data_dir(env) / "env.sha256"
+    def _warn_if_env_changed(self) -> None:
+        env = self.env
+        recorded = env.data_dir / "env.sha256"
         if recorded.exists() and recorded.read_text() != _fingerprint(env):
-            print(  # noqa: T201
-                f"note: {envfile.path_for(env).name} changed since the stack started; "
+            console.say(
+                f"note: {env.env_file.name} changed since the stack started; "
                 f"`inv down --env {env}` then `inv up --env {env}` applies it"
             )
 
-    def _summary(self, env: str, values: Mapping[str, str]) -> None:
+    def _summary(self, values: Mapping[str, str]) -> None:
+        env = self.env
         rows = [
             {"service": s.service, "state": s.state, "pid": s.ident, "url": s.url}
-            for s in self.ps(env)
+            for s in self.ps()
         ]
         console.print_table(
             f"{env} stack (local runtime)", ["service", "state", "pid", "url"], rows
         )
-        print(  # noqa: T201
+        console.say(
             f"API docs: http://{values['BACKEND_HOST']}:{values['BACKEND_PORT']}/docs\n"
-            f"API token: API_TOKEN in {envfile.path_for(env)}\n"
+            f"API token: API_TOKEN in {env.env_file}\n"
             f"logs: `inv logs --env {env}`; stop: `inv down --env {env}`"
         )
 
     # --- down, ps, logs ---------------------------------------------------------------------
 
-    def is_running(self, env: str) -> bool:
-        return self._supervisor(env).pid() is not None
+    def is_running(self) -> bool:
+        return self._supervisor().pid() is not None
 
-    def down(self, env: str, *, volumes: bool) -> None:
+    def down(self, *, volumes: bool) -> None:
         from ops import runtimes
 
-        sup = self._supervisor(env)
-        data = project.data_dir(env)
+        env = self.env
+        sup = self._supervisor()
+        data = env.data_dir
         if sup.pid() is None:
             if not volumes:
                 raise OpsError(
@@ -291,17 +289,17 @@ class LocalRuntime:
                 )
         else:
             sup.shutdown({i["name"]: PRIORITY[i["name"]] for i in sup.info()})
-            print(f"stopped the {env} stack")  # noqa: T201
+            console.say(f"stopped the {env} stack")
         runtimes.remember(env, None)
         if volumes and data.exists():
             shutil.rmtree(data)
-            print(f"deleted {data}")  # noqa: T201
+            console.say(f"deleted {data}")
 
-    def ps(self, env: str) -> list[ServiceState]:
-        sup = self._supervisor(env)
+    def ps(self) -> list[ServiceState]:
+        sup = self._supervisor()
         if sup.pid() is None:
             return []
-        values = envfile.load(env)
+        values = self.env.values()
         links = urls(values)
         states = []
         for info in sup.info():
@@ -319,10 +317,11 @@ class LocalRuntime:
             )
         return states
 
-    def logs(self, env: str, *, service: str | None, follow: bool, tail: int) -> None:
-        from ops import logs
+    def logs(self, *, service: str | None, follow: bool, tail: int) -> None:
+        from ops.runtimes.local import logs
 
-        layout = Layout(project.data_dir(env))
+        env = self.env
+        layout = Layout(env.data_dir)
         if not layout.logs.exists():
             raise OpsError(
                 f"no logs for {env} yet ({layout.logs} does not exist)",
@@ -336,3 +335,15 @@ class LocalRuntime:
             )
         paths = [layout.log_of(service)] if service else [layout.log_of(n) for n in known]
         logs.show(paths, tail=tail, follow=follow)
+
+    # --- data -------------------------------------------------------------------------------
+
+    def data(self) -> StackData:
+        """The database through this machine's client tools, MEDIA_DIR on this disk; the
+        apps through supervisord when the stack runs, else nothing to stop (data only)."""
+        values = self.env.values()
+        endpoint = LocalEndpoint(values["DATABASE_URL"])
+        media = LocalMedia(self.env.path(values["MEDIA_DIR"]))
+        if self.is_running():
+            return StackData("local", endpoint, media, LocalApps(self.env.data_dir, values))
+        return StackData("direct", endpoint, media, NoApps(values["DATABASE_URL"]))

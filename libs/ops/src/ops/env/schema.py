@@ -2,20 +2,24 @@
 
 `inv env.setup` writes env files from it, `inv env.check` validates them against it, and
 `.env.example` is generated from it (`inv env.example`; a test fails when it is stale).
-Services read the same keys through their own settings classes.
+Services read the same keys through their own settings classes, which they register under
+the `mi.settings` entry-point group: their further keys are the optional tuning section.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ops import environments
+from common.environments import DEV_PORTS, Environment
+
+if TYPE_CHECKING:
+    from ops.environment import Environment as Env
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -41,7 +45,7 @@ class StackSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", case_sensitive=False)
 
     # general
-    app_env: Literal["dev", "staging", "prod"] = Field(
+    app_env: Environment = Field(
         "dev",
         description="Which environment this file configures.",
         json_schema_extra=section("general"),
@@ -60,7 +64,8 @@ class StackSettings(BaseSettings):
         json_schema_extra=section("backend API"),
     )
     backend_port: Port = Field(
-        8000, description="Port of the API (http://BACKEND_HOST:BACKEND_PORT/docs)."
+        DEV_PORTS["BACKEND_PORT"],
+        description="Port of the API (http://BACKEND_HOST:BACKEND_PORT/docs).",
     )
     api_token: SecretStr = secret("Bearer token for /api/*: `Authorization: Bearer $API_TOKEN`.")
     media_dir: str = Field(
@@ -76,7 +81,8 @@ class StackSettings(BaseSettings):
         "127.0.0.1", description="Postgres address.", json_schema_extra=section("postgres")
     )
     postgres_port: Port = Field(
-        5433, description="Postgres port (the local runtime starts its own server here)."
+        DEV_PORTS["POSTGRES_PORT"],
+        description="Postgres port (the local runtime starts its own server here).",
     )
     postgres_user: str = Field("mi", description="Postgres role the services use.")
     postgres_password: SecretStr = secret("Password of POSTGRES_USER.")
@@ -92,7 +98,7 @@ class StackSettings(BaseSettings):
         description="Redis address (Celery broker).",
         json_schema_extra=section("redis"),
     )
-    redis_port: Port = Field(6380, description="Redis port.")
+    redis_port: Port = Field(DEV_PORTS["REDIS_PORT"], description="Redis port.")
     redis_password: SecretStr = secret("Redis password (requirepass).")
     redis_url: str = Field(
         "redis://:${REDIS_PASSWORD}@${REDIS_HOST}:${REDIS_PORT}/0",
@@ -105,9 +111,12 @@ class StackSettings(BaseSettings):
         description="Address the speech-to-text gRPC server listens on.",
         json_schema_extra=section("whisper (speech to text)"),
     )
-    whisper_port: Port = Field(50051, description="gRPC port of the whisper service.")
+    whisper_port: Port = Field(
+        DEV_PORTS["WHISPER_PORT"], description="gRPC port of the whisper service."
+    )
     whisper_metrics_port: Port = Field(
-        9101, description="Prometheus metrics port of the whisper service."
+        DEV_PORTS["WHISPER_METRICS_PORT"],
+        description="Prometheus metrics port of the whisper service.",
     )
     whisper_url: str = Field(
         "${WHISPER_HOST}:${WHISPER_PORT}", description="gRPC target the worker and backend use."
@@ -130,7 +139,7 @@ class StackSettings(BaseSettings):
         description="Address the analysis service listens on.",
         json_schema_extra=section("llm (summary, action items)"),
     )
-    llm_port: Port = Field(8001, description="HTTP port of the llm service.")
+    llm_port: Port = Field(DEV_PORTS["LLM_PORT"], description="HTTP port of the llm service.")
     llm_url: str = Field(
         "http://${LLM_HOST}:${LLM_PORT}", description="URL the worker and backend use."
     )
@@ -165,14 +174,12 @@ class StackSettings(BaseSettings):
         return value
 
 
-# Each service's own settings class: its keys that are not above are optional tuning knobs
-# whose defaults live in the service (the single source), documented in .env.example.
-SERVICE_SETTINGS = {
-    "backend": ("backend.config", "BackendSettings"),
-    "worker": ("worker.config", "WorkerSettings"),
-    "whisper": ("whisper_service.config", "WhisperSettings"),
-    "llm": ("llm_service.config", "LLMSettings"),
-}
+# Each service registers its settings class under this entry-point group (in its own
+# pyproject.toml): its keys that are not above are optional tuning knobs whose defaults live
+# in the service (the single source), documented in .env.example. The services plug into the
+# tooling; the tooling names none of them.
+SETTINGS_ENTRY_POINTS = "mi.settings"
+SERVICE_ORDER = ("backend", "worker", "whisper", "llm")
 
 
 @dataclass(frozen=True)
@@ -184,12 +191,14 @@ class TuningKey:
 
 def tuning_keys() -> dict[str, TuningKey]:
     """Optional keys the services read beyond the stack schema, by env var name."""
-    import importlib
+    from importlib.metadata import entry_points
 
     known = set(all_keys())
     found: dict[str, TuningKey] = {}
-    for service, (module, name) in SERVICE_SETTINGS.items():
-        cls = getattr(importlib.import_module(module), name)
+    registered = {ep.name: ep for ep in entry_points(group=SETTINGS_ENTRY_POINTS)}
+    order = [*SERVICE_ORDER, *sorted(set(registered) - set(SERVICE_ORDER))]
+    for service in (name for name in order if name in registered):
+        cls = registered[service].load()
         prefix = cls.model_config.get("env_prefix", "")
         for field_name, field in cls.model_fields.items():
             alias = field.validation_alias
@@ -226,7 +235,7 @@ def secret_keys() -> list[str]:
     ]
 
 
-def defaults_for(env: str) -> dict[str, str]:
+def defaults_for(env: Env) -> dict[str, str]:
     """Every key's default for one environment, as env-file text values."""
     values: dict[str, str] = {}
     for name, field in StackSettings.model_fields.items():
@@ -236,12 +245,12 @@ def defaults_for(env: str) -> dict[str, str]:
         if isinstance(default, bool):
             default = str(default).lower()
         values[name.upper()] = str(default)
-    values.update({key: str(port) for key, port in environments.default_ports(env).items()})
-    values["APP_ENV"] = env
-    values["MEDIA_DIR"] = f".data/{env}/media"
+    values.update({key: str(port) for key, port in env.default_ports.items()})
+    values["APP_ENV"] = env.name
+    values["MEDIA_DIR"] = f".data/{env.name}/media"
     # Envs pin different models (models.lock): one directory each, so pulls never collide.
-    values["WHISPER_MODEL_DIR"] = f".models/{env}/whisper"
-    values["LOG_JSON"] = "false" if env == "dev" else "true"
+    values["WHISPER_MODEL_DIR"] = f".models/{env.name}/whisper"
+    values["LOG_JSON"] = "false" if env.name == "dev" else "true"
     return values
 
 
@@ -249,10 +258,12 @@ def render_example() -> str:
     """The text of `.env.example`: every key, documented, with dev's defaults."""
     lines = [
         "# Every setting of the stack, with dev's defaults. Generated from",
-        "# libs/ops/src/ops/envschema.py by `uv run inv env.example`: do not edit by hand.",
+        "# libs/ops/src/ops/env/schema.py by `uv run inv env.example`: do not edit by hand.",
         "# `uv run inv env.setup --env <env>` writes .env.<env> with real generated secrets.",
     ]
-    defaults = defaults_for("dev")
+    from ops.environment import Environment as Env
+
+    defaults = defaults_for(Env.parse("dev"))
     for name, field in StackSettings.model_fields.items():
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if "section" in extra:

@@ -1,9 +1,9 @@
 """Postgres client tools (psql, pg_dump, pg_restore) against one environment's server.
 
 Backup and restore talk to Postgres only through these three tools, so the same code serves
-both runtimes: the local runtime runs the pgserver wheel's binaries on this machine over TCP
-(or a socket), the compose runtime runs the ones inside the postgres container through
-`docker compose exec -T` (its port is not published in staging/prod).
+both runtimes through their `Endpoint` (ops.runtimes.base): the local runtime runs the pgserver
+wheel's binaries on this machine over TCP (or a socket), the compose runtime the ones inside
+the postgres container through `docker compose exec -T`.
 
 `PsqlSession` keeps one psql process open and feeds it statements: a backup holds a
 transaction open across several steps (lock, export a snapshot, count rows) while pg_dump
@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import subprocess
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
-from common.database import libpq_url
-from ops import binaries, project
+from ops import project
 from ops.errors import OpsError
+from ops.runtimes.base import Endpoint
 
 STATEMENT_TIMEOUT = 600.0
-APPLICATION_NAME = "mi-backup"
 
 
 def ident(name: str) -> str:
@@ -56,100 +53,6 @@ class PgError(OpsError):
         if not fix and any(marker in detail for marker in UNREACHABLE):
             what, fix = "the database does not answer", UNREACHABLE_FIX
         super().__init__(f"{what}: {detail}", fix)
-
-
-class Endpoint(Protocol):
-    """How to run the client tools against one server; `database` is the app's database."""
-
-    database: str
-    user: str
-
-    def argv(self, tool: str, args: Sequence[str], *, database: str) -> list[str]:
-        """The argv running `tool args...` connected to `database`."""
-
-    def env(self) -> dict[str, str]:
-        """The environment the argv runs with (passwords travel here, not on command lines)."""
-
-    def restore_input(self) -> bool:
-        """True when pg_restore must read the dump from stdin (it is not on the same machine)."""
-
-
-@dataclass
-class LocalEndpoint:
-    """Client binaries on this machine, connected with the app's DATABASE_URL."""
-
-    database_url: str
-    database: str = field(init=False)
-    user: str = field(init=False)
-    _params: dict[str, Any] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        from psycopg.conninfo import conninfo_to_dict
-
-        url = libpq_url(self.database_url)
-        try:
-            params = conninfo_to_dict(url)
-        except Exception as exc:
-            raise OpsError(
-                f"DATABASE_URL is not a Postgres URL: {exc}", "fix DATABASE_URL in .env.<env>"
-            ) from None
-        self.database = str(params.get("dbname") or params.get("user") or "postgres")
-        self.user = str(params.get("user") or "")
-        self._params = params
-
-    def conninfo(self, database: str) -> str:
-        from psycopg.conninfo import make_conninfo
-
-        params = {k: v for k, v in self._params.items() if k != "password"}
-        params["dbname"] = database
-        return make_conninfo(**params)
-
-    def argv(self, tool: str, args: Sequence[str], *, database: str) -> list[str]:
-        binary = binaries.require(binaries.postgres(tool))
-        return [str(binary), *args, "--dbname", self.conninfo(database)]
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        password = self._params.get("password")
-        if password:
-            env["PGPASSWORD"] = str(password)
-        env.setdefault("PGCONNECT_TIMEOUT", "10")
-        env["PGAPPNAME"] = APPLICATION_NAME
-        return env
-
-    def restore_input(self) -> bool:
-        return False
-
-
-@dataclass
-class ComposeEndpoint:
-    """The tools inside the postgres container; the image trusts its local socket."""
-
-    compose: Sequence[str]  # `docker compose -p mi-<env> -f ... --env-file ...`
-    user: str
-    database: str
-
-    def argv(self, tool: str, args: Sequence[str], *, database: str) -> list[str]:
-        return [
-            *self.compose,
-            "exec",
-            "-T",
-            "-e",
-            f"PGAPPNAME={APPLICATION_NAME}",
-            "postgres",
-            tool,
-            "--username",
-            self.user,
-            *args,
-            "--dbname",
-            database,
-        ]
-
-    def env(self) -> dict[str, str]:
-        return dict(os.environ)
-
-    def restore_input(self) -> bool:
-        return True
 
 
 def run_tool(

@@ -1,0 +1,222 @@
+"""`inv backup.create`: one consistent archive of the database and the media it references.
+
+One transaction (REPEATABLE READ) takes a `FOR KEY SHARE` lock on every meeting row it sees,
+exports its snapshot for pg_dump and counts rows in the same snapshot. The lock blocks deletes
+of those rows (an API DELETE waits, it does not fail) but not the worker's status updates nor
+new uploads. Inside the lock the media files are staged aside (hard links locally: ms), then
+the lock is released and the archive is written from the staged copies. Only files referenced
+by dumped rows are archived; uploads still in flight and orphans are not.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ops import console, project, runtimes
+from ops.backup import archive, catalog, verify
+from ops.backup.archive import ArchiveWriter, Manifest
+from ops.backup.lock import exclusive
+from ops.backup.pgclient import (
+    PgError,
+    PsqlSession,
+    alembic_revision,
+    literal,
+    run_tool,
+    table_counts,
+)
+from ops.environment import Environment
+from ops.errors import OpsError
+from ops.runtimes import StackData
+
+# The meetings schema: recordings are files in MEDIA_DIR named by meetings.media_filename.
+MEDIA_TABLE = "public.meetings"
+MEDIA_COLUMN = "media_filename"
+SNAPSHOT_ATTEMPTS = 5
+ROW_LOCK_TIMEOUT = "60s"  # waiting on an in-flight DELETE; longer means something is stuck
+
+
+@dataclass
+class Snapshot:
+    """What one REPEATABLE READ transaction saw; pg_dump imports the same snapshot."""
+
+    session: PsqlSession
+    name: str
+    media: list[str]
+    revision: str | None
+    row_counts: dict[str, int]
+    postgres_version: str
+
+
+def _open_snapshot(target: StackData) -> Snapshot:
+    """Begin the backup transaction, lock the meeting rows against deletion, export the
+    snapshot. A row deleted between the snapshot and its lock makes Postgres refuse the lock
+    (serialization failure): that attempt is rolled back and repeated."""
+    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+        session = PsqlSession(target.endpoint, target.database)
+        try:
+            session.execute(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ; "
+                f"SET LOCAL lock_timeout = {literal(ROW_LOCK_TIMEOUT)}"
+            )
+            media: list[str] = []
+            if session.value(f"SELECT to_regclass({literal(MEDIA_TABLE)}) IS NOT NULL") == "t":
+                media = session.json(
+                    f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM "  # noqa: S608 - constants
+                    f"(SELECT {MEDIA_COLUMN} FROM {MEDIA_TABLE} FOR KEY SHARE) AS locked"
+                )
+            name = session.value("SELECT pg_export_snapshot()") or ""
+            return Snapshot(
+                session=session,
+                name=name,
+                media=[m for m in media if m],
+                revision=alembic_revision(session),
+                row_counts=table_counts(session),
+                postgres_version=session.value("SHOW server_version") or "",
+            )
+        except PgError as exc:
+            session.close()
+            if "could not serialize" in exc.detail and attempt < SNAPSHOT_ATTEMPTS:
+                continue
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _git() -> tuple[str | None, bool | None]:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project.root(),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project.root(),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return head, bool(dirty)
+
+
+def _app_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mi-backend")
+    except PackageNotFoundError:
+        return ""
+
+
+@dataclass
+class Created:
+    path: Path
+    manifest: Manifest
+    seconds: float
+    deleted: list[Path] = field(default_factory=list)
+
+
+def create(
+    env: Environment,
+    *,
+    keep: int = 0,
+    verify_after: bool = True,
+    after_snapshot: Callable[[], None] | None = None,
+) -> Created:
+    """Back up `env`'s database and media into one archive under backups/<env>/.
+
+    `after_snapshot` runs while the rows are locked, before pg_dump: tests use it to race a
+    delete against the backup.
+    """
+    if keep < 0:
+        raise OpsError(f"--keep {keep}: give the number of backups to keep (0 keeps all)", code=2)
+    target = runtimes.running(env).data()
+    started = time.monotonic()
+    with exclusive(env) as directory:
+        work = Path(tempfile.mkdtemp(prefix=".work-", dir=directory))
+        staged = None
+        try:
+            when = archive.utc_now()
+            dump = work / archive.DUMP
+            snapshot = _open_snapshot(target)
+            try:
+                if after_snapshot is not None:
+                    after_snapshot()
+                with dump.open("wb") as out:
+                    run_tool(
+                        target.endpoint,
+                        "pg_dump",
+                        ["--format=custom", f"--snapshot={snapshot.name}"],
+                        database=target.database,
+                        stdout=out,
+                        what=f"pg_dump of {target.database}",
+                    )
+                staged = target.media.stage(snapshot.media, work)
+                snapshot.session.execute("COMMIT")
+            finally:
+                snapshot.session.close()
+            console.say(
+                f"dumped {target.database} ({console.size(dump.stat().st_size)}, revision "
+                f"{snapshot.revision or 'none'}) and gathered {len(staged.files)} media "
+                f"file(s) in {console.elapsed(started)}"
+            )
+            if staged.missing:
+                console.say(
+                    f"warning: {len(staged.missing)} media file(s) referenced by meetings were "
+                    f"already missing from the media directory (recorded in the manifest), "
+                    f"e.g. {staged.missing[0]}"
+                )
+            git_commit, git_dirty = _git()
+            manifest = Manifest(
+                env=env.name,
+                created_at=when.isoformat(timespec="milliseconds"),
+                database=target.database,
+                alembic_revision=snapshot.revision,
+                row_counts=snapshot.row_counts,
+                parts=[],
+                app_version=_app_version(),
+                git_commit=git_commit,
+                git_dirty=git_dirty,
+                postgres_version=snapshot.postgres_version,
+                runtime=target.runtime,
+                media_missing=sorted(staged.missing),
+            )
+            path = directory / archive.archive_name(env.name, when)
+            with ArchiveWriter(path) as writer:
+                writer.add_file(archive.DUMP, dump)
+                for name in sorted(staged.files):
+                    writer.add_file(archive.media_member(name), staged.directory / name)
+                writer.finish(manifest)
+        finally:
+            if staged is not None:
+                staged.cleanup()
+            shutil.rmtree(work, ignore_errors=True)
+        written = console.size(path.stat().st_size)
+        console.say(f"wrote {path} ({written}) in {console.elapsed(started)}")
+        if verify_after:
+            result = verify.verify(path)
+            if not result.ok:
+                raise OpsError(
+                    f"the new backup {path.name} does not read back intact: "
+                    + "; ".join(result.problems),
+                    "check the disk (dmesg, df) and run the backup again",
+                )
+        deleted = catalog.prune(env, keep, protect=path) if keep else []
+    return Created(path, manifest, time.monotonic() - started, deleted)
+
+
+def safety_backup(env: Environment) -> Path:
+    """What `inv db.migrate/downgrade` run first on staging/prod: a verified backup."""
+    created = create(env, verify_after=True)
+    return created.path
