@@ -44,15 +44,9 @@ def doctor(c: Context, env: str = "dev", json: bool = False) -> None:
     from ops import console, doctor
 
     findings = doctor.run(_env(env))
-    if json:
-        console.print_json(doctor.as_dicts(findings))
-    else:
-        console.print_table(
-            f"doctor ({env})",
-            ["check", "status", "detail", "fix"],
-            doctor.as_dicts(findings),
-            status_key="status",
-        )
+    columns = ["check", "status", "detail", "fix"]
+    rows = doctor.as_dicts(findings)
+    console.report(f"doctor ({env})", columns, rows, json=json, status_key="status")
     failed = [f.check for f in findings if f.status == "fail"]
     if failed:
         raise Exit(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}", code=1)
@@ -99,13 +93,9 @@ def ps(c: Context, env: str = "dev", runtime: str = "auto", json: bool = False) 
     from ops import console, runtimes
 
     states = [asdict(s) for s in runtimes.select(runtime, _env(env), announce=False).ps()]
-    if json:
-        console.print_json(states)
-    elif not states:
-        console.say(f"the {env} stack is not running (`inv up --env {env}` starts it)")
-    else:
-        columns = ["service", "state", "ident", "uptime", "url"]
-        console.print_table(f"{env} stack", columns, states, status_key="state")
+    columns = ["service", "state", "ident", "uptime", "url"]
+    stopped = f"the {env} stack is not running (`inv up --env {env}` starts it)"
+    console.report(f"{env} stack", columns, states, json=json, status_key="state", empty=stopped)
 
 
 @task(
@@ -269,13 +259,10 @@ def backup_list(c: Context, env: str = "dev", json: bool = False) -> None:
 
     environment = _env(env)
     rows = backup.list_backups(environment)
-    if json:
-        console.print_json(rows)
-    elif not rows:
-        console.say(f"no backups of {env} in {environment.backups_dir}; `inv backup --env {env}`")
-    else:
-        columns = ["name", "age", "size", "revision", "verified"]
-        console.print_table(f"{env} backups", columns, rows, status_key="verified")
+    columns = ["name", "age", "size", "revision", "verified"]
+    none = f"no backups of {env} in {environment.backups_dir}; `inv backup --env {env}`"
+    console.report(f"{env} backups", columns, rows, json=json, status_key="verified", empty=none)
+    if rows and not json:
         console.say(f"in {environment.backups_dir}; --json shows more")
 
 

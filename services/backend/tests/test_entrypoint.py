@@ -13,26 +13,6 @@ import pytest
 from mi_testing import free_port, subprocess_env, wait_for
 
 
-def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
-    env = subprocess_env(API_TOKEN="short", REDIS_URL="http://nope", BACKEND_PORT="99999")
-    env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "backend"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    line = lines[0]
-    assert line.startswith("backend: invalid configuration:")
-    for key in ("DATABASE_URL is not set", "API_TOKEN", "REDIS_URL", "BACKEND_PORT"):
-        assert key in line
-
-
 @pytest.mark.slow
 def test_serves_and_stops_on_sigterm(
     database_url: str, redis_url: str, media_dir: Path, tmp_path: Path

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from pydantic import ValidationError
 
-from mi_testing import free_port, subprocess_env
+from mi_testing import free_port
 from worker.__main__ import worker_argv
 from worker.analyzer import LLMAnalyzer
 from worker.config import WorkerSettings
@@ -84,25 +80,6 @@ def test_worker_argv_defaults_and_passthrough() -> None:
         "--concurrency=3",
     ]
     assert argv[-2:] == ["--queues", "transcribe"]  # later options win in Celery's parser
-
-
-def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
-    env = subprocess_env(WORKER_QUEUES="nope", REDIS_URL="redis://127.0.0.1:1/0")
-    env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("worker: invalid configuration:")
-    assert "DATABASE_URL is not set" in lines[0]
-    assert "WORKER_QUEUES" in lines[0]
 
 
 @pytest.mark.slow

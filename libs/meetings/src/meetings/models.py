@@ -84,20 +84,28 @@ class Meeting(Base):
     )
 
 
-class Transcript(Base):
-    __tablename__ = "transcripts"
+class StepResult:
+    """What a pipeline step stores once per meeting: its text and the engine that made it.
+
+    `meeting_id` is unique, so a redelivered step upserts instead of adding a duplicate.
+    """
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     meeting_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("meetings.id", ondelete="CASCADE"), unique=True
     )
     text: Mapped[str] = mapped_column(Text)
-    language: Mapped[str | None] = mapped_column(String(16))
     engine: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class Transcript(StepResult, Base):
+    __tablename__ = "transcripts"
+
+    language: Mapped[str | None] = mapped_column(String(16))
     audio_seconds: Mapped[float] = mapped_column(Float)
     processing_seconds: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
     meeting: Mapped[Meeting] = relationship(back_populates="transcript")
     segments: Mapped[list[TranscriptSegment]] = relationship(
@@ -120,18 +128,10 @@ class TranscriptSegment(Base):
     transcript: Mapped[Transcript] = relationship(back_populates="segments")
 
 
-class Summary(Base):
+class Summary(StepResult, Base):
     __tablename__ = "summaries"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    meeting_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("meetings.id", ondelete="CASCADE"), unique=True
-    )
-    text: Mapped[str] = mapped_column(Text)
     topics: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
-    engine: Mapped[str] = mapped_column(String(64))
-    model: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
     meeting: Mapped[Meeting] = relationship(back_populates="summary")
 

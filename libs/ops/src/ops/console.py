@@ -116,6 +116,24 @@ def print_table(
     sys.stdout.write("\n".join(out) + "\n")
 
 
+def report(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    json: bool,
+    status_key: str = "",
+    empty: str = "",
+) -> None:
+    """What a listing task prints: JSON for scripts, else a table (or `empty` when no rows)."""
+    if json:
+        print_json(list(rows))
+    elif not rows and empty:
+        say(empty)
+    else:
+        print_table(title, columns, rows, status_key=status_key)
+
+
 def confirm(question: str, yes: bool) -> None:
     """Ask before destroying anything; without a terminal, only `--yes` confirms."""
     from ops.errors import OpsError

@@ -13,11 +13,8 @@ import sys
 import threading
 from types import FrameType
 
-from pydantic import ValidationError
-
-from common.logging import configure_logging
-from common.settings import report_config_error
-from whisper_service.config import SERVICE_NAME, get_settings
+from common import entrypoint
+from whisper_service.config import SERVICE_NAME, WhisperSettings, get_settings
 from whisper_service.errors import EngineError
 from whisper_service.server import WhisperServer
 
@@ -29,13 +26,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def main() -> int:
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        return report_config_error(SERVICE_NAME, exc)
-    configure_logging(SERVICE_NAME, settings.log_level, json_logs=settings.log_json)
-
+def serve(settings: WhisperSettings) -> int:
     # SimpleQueue.put is safe inside a signal handler (Event.set can deadlock there).
     events: queue.SimpleQueue[str | EngineError] = queue.SimpleQueue()
 
@@ -68,6 +59,10 @@ def main() -> int:
     log.info("received %s", event)
     server.stop()
     return 0
+
+
+def main() -> int:
+    return entrypoint.run(SERVICE_NAME, get_settings, serve)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from pydantic import ValidationError
-
-from common.settings import report_config_error
+from common import entrypoint
 from worker.config import SERVICE_NAME, WorkerSettings, get_settings
 
 
@@ -29,16 +27,14 @@ def worker_argv(settings: WorkerSettings, extra: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        return report_config_error(SERVICE_NAME, exc)
+    def serve(settings: WorkerSettings) -> int:
+        from worker.celery_app import app
 
-    from worker.celery_app import app
+        # Celery handles SIGTERM as a warm shutdown: running tasks finish, then it exits 0.
+        app.worker_main(worker_argv(settings, sys.argv[1:] if argv is None else argv))
+        return 0
 
-    # Celery handles SIGTERM as a warm shutdown: running tasks finish, then it exits 0.
-    app.worker_main(worker_argv(settings, sys.argv[1:] if argv is None else argv))
-    return 0
+    return entrypoint.run(SERVICE_NAME, get_settings, serve)
 
 
 if __name__ == "__main__":

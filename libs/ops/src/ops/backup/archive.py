@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from ops import durable
+
 FORMAT = "mi-backup/1"
 DUMP = "database.dump"
 MEDIA_PREFIX = "media/"
@@ -152,15 +154,6 @@ class _HashingReader(io.RawIOBase):
         return data
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class ArchiveWriter:
     """Writes one archive atomically; use as a context manager (an error discards it)."""
 
@@ -218,7 +211,7 @@ class ArchiveWriter:
         self._file.close()
         self.partial.chmod(0o600)
         self.partial.rename(self.final)
-        fsync_dir(self.final.parent)
+        durable.fsync_dir(self.final.parent)
         self._done = True
         return self.final
 

@@ -88,26 +88,22 @@ def _open_snapshot(target: StackData) -> Snapshot:
 
 
 def _git() -> tuple[str | None, bool | None]:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=project.root(),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+    """The checkout's commit and whether tracked files differ from it (None: not a checkout)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args],
             cwd=project.root(),
             capture_output=True,
             text=True,
             check=True,
             timeout=30,
         ).stdout.strip()
+
+    try:
+        return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         return None, None
-    return head, bool(dirty)
 
 
 def _app_version() -> str:

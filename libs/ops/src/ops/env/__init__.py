@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops import console
+from ops import console, durable
 from ops.env import file, schema
 from ops.env.file import Problem, Scan
 from ops.environment import Environment
@@ -71,7 +71,7 @@ def setup(env: Environment, *, force: bool = False) -> SetupReport:
 
     text = file.render(env.name, values, unknown)
     path.parent.mkdir(parents=True, exist_ok=True)
-    file.write_atomically(path, text)
+    durable.write_atomically(path, text)
     return SetupReport(path, not existing, added, replaced, generated, kept)
 
 

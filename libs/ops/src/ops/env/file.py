@@ -7,7 +7,6 @@ typo fall back to a default silently. Here every line must parse, and errors car
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,22 +90,6 @@ def read_ports(path: Path) -> dict[str, int]:
             )
         ports[key] = int(value)
     return ports
-
-
-def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write via a temporary file in the same directory: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.chmod(mode)  # O_CREAT's mode is filtered by the umask
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _quote(value: str) -> str:

@@ -39,6 +39,11 @@ def section(name: str) -> dict[str, Any]:
     return {"section": name}
 
 
+def host(description: str, starts_section: str) -> Any:
+    """The address a part of the stack is reached at: the first key of its section."""
+    return Field("127.0.0.1", description=description, json_schema_extra=section(starts_section))
+
+
 class StackSettings(BaseSettings):
     """Every key of `.env.<env>`; the defaults are dev's (see `defaults_for`)."""
 
@@ -58,11 +63,7 @@ class StackSettings(BaseSettings):
     )
 
     # backend
-    backend_host: str = Field(
-        "127.0.0.1",
-        description="Address the API listens on.",
-        json_schema_extra=section("backend API"),
-    )
+    backend_host: str = host("Address the API listens on.", "backend API")
     backend_port: Port = Field(
         DEV_PORTS["BACKEND_PORT"],
         description="Port of the API (http://BACKEND_HOST:BACKEND_PORT/docs).",
@@ -77,9 +78,7 @@ class StackSettings(BaseSettings):
     )
 
     # postgres
-    postgres_host: str = Field(
-        "127.0.0.1", description="Postgres address.", json_schema_extra=section("postgres")
-    )
+    postgres_host: str = host("Postgres address.", "postgres")
     postgres_port: Port = Field(
         DEV_PORTS["POSTGRES_PORT"],
         description="Postgres port (the local runtime starts its own server here).",
@@ -93,11 +92,7 @@ class StackSettings(BaseSettings):
     )
 
     # redis
-    redis_host: str = Field(
-        "127.0.0.1",
-        description="Redis address (Celery broker).",
-        json_schema_extra=section("redis"),
-    )
+    redis_host: str = host("Redis address (Celery broker).", "redis")
     redis_port: Port = Field(DEV_PORTS["REDIS_PORT"], description="Redis port.")
     redis_password: SecretStr = secret("Redis password (requirepass).")
     redis_url: str = Field(
@@ -106,10 +101,8 @@ class StackSettings(BaseSettings):
     )
 
     # whisper
-    whisper_host: str = Field(
-        "127.0.0.1",
-        description="Address the speech-to-text gRPC server listens on.",
-        json_schema_extra=section("whisper (speech to text)"),
+    whisper_host: str = host(
+        "Address the speech-to-text gRPC server listens on.", "whisper (speech to text)"
     )
     whisper_port: Port = Field(
         DEV_PORTS["WHISPER_PORT"], description="gRPC port of the whisper service."
@@ -134,11 +127,7 @@ class StackSettings(BaseSettings):
     )
 
     # llm
-    llm_host: str = Field(
-        "127.0.0.1",
-        description="Address the analysis service listens on.",
-        json_schema_extra=section("llm (summary, action items)"),
-    )
+    llm_host: str = host("Address the analysis service listens on.", "llm (summary, action items)")
     llm_port: Port = Field(DEV_PORTS["LLM_PORT"], description="HTTP port of the llm service.")
     llm_url: str = Field(
         "http://${LLM_HOST}:${LLM_PORT}", description="URL the worker and backend use."

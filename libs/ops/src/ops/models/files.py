@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ops import durable
 from ops.models.lock import LockedFile, WhisperPin
 
 if TYPE_CHECKING:
@@ -238,14 +239,6 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def place(
     pin: WhisperPin,
     target: Path,
@@ -300,9 +293,9 @@ def place(
             with contextlib.suppress(OSError):
                 staging.rmdir()  # only when empty: a failure before the first byte leaves nothing
         write_stamp(staging, pin)
-        _fsync_dir(staging)
+        durable.fsync_dir(staging)
         _swap_in(staging, target)
-        _fsync_dir(target.parent)
+        durable.fsync_dir(target.parent)
     return transfer
 
 
