@@ -13,7 +13,7 @@ from grpc import aio
 from redis.asyncio import Redis
 
 from backend import __version__
-from backend.api.routes import health, meetings, search
+from backend.api.routes import exports, health, meetings, search
 from backend.core.config import BackendSettings, get_settings
 from backend.core.errors import install_error_handlers
 from backend.core.security import require_token
@@ -89,7 +89,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     app.add_middleware(PrometheusMiddleware, service="backend")
     install_error_handlers(app)
 
-    for router in (meetings.router, search.router):
+    for router in (meetings.router, exports.router, search.router):
         app.include_router(router, dependencies=[Depends(require_token)])
     app.include_router(health.router)
     return app
