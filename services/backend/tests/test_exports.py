@@ -218,9 +218,7 @@ def test_transcript_is_served_while_analyzing_but_notes_wait_for_done(
 def test_no_transcript_yet_is_409_saying_when_to_retry(
     client: httpx.Client, database_url: str, status: str
 ) -> None:
-    meeting_id = add_meeting(
-        database_url, status=status, with_transcript=False, with_summary=False
-    )
+    meeting_id = add_meeting(database_url, status=status, with_transcript=False, with_summary=False)
     reply = client.get(f"/api/v1/meetings/{meeting_id}/transcript?format=vtt")
     assert reply.status_code == 409
     detail = reply.json()["detail"]
@@ -242,9 +240,7 @@ def test_failed_meeting_is_409_with_its_reason(client: httpx.Client, database_ur
         assert "could not be decoded" in detail and "upload the recording again" in detail
 
 
-def test_unknown_format_is_422_listing_the_formats(
-    client: httpx.Client, database_url: str
-) -> None:
+def test_unknown_format_is_422_listing_the_formats(client: httpx.Client, database_url: str) -> None:
     meeting_id = add_meeting(database_url)
     reply = client.get(f"/api/v1/meetings/{meeting_id}/transcript?format=docx")
     assert reply.status_code == 422
