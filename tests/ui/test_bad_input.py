@@ -180,30 +180,3 @@ def test_without_javascript_pages_still_list_and_show_meetings(
     expect(page.locator("noscript p")).to_be_visible()
     expect(page.locator("noscript p")).to_contain_text("Uploading from this page needs JavaScript")
     expect(page.get_by_role("button", name="Upload")).to_be_disabled()
-
-
-@pytest.mark.parametrize("width", [1280, 360])
-def test_pages_fit_the_screen_and_screenshots(
-    open_browser: OpenBrowser,
-    stack: Any,
-    done_meeting: dict[str, Any],
-    screenshot: Callable[..., None],
-    width: int,
-) -> None:
-    from playwright.sync_api import expect
-
-    page = open_browser(width=width, height=800)
-    stack.sign_in(page)
-    for name, path in (
-        ("meetings", "/"),
-        ("meeting", f"/meetings/{done_meeting['id']}"),
-        ("search", "/search?q=budget+report"),
-    ):
-        page.goto(path)
-        expect(page.locator("h1")).to_be_visible()
-        page.wait_for_load_state("networkidle")
-        overflow = page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
-        screenshot(page, name)
