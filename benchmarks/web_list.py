@@ -73,12 +73,14 @@ def main() -> None:
         try:
             url = pg.create_database(migrated=True)
             seed(url.replace("postgresql+psycopg://", "postgresql://"), args.meetings)
-            settings = BackendSettings(
-                database_url=url,
-                redis_url=redis.url,
-                api_token=TOKEN,
-                media_dir=root / "media",
-                log_level="WARNING",
+            settings = BackendSettings.model_validate(
+                {
+                    "database_url": url,
+                    "redis_url": redis.url,
+                    "api_token": TOKEN,
+                    "media_dir": root / "media",
+                    "log_level": "WARNING",
+                }
             )
             with (
                 ApiServer(create_app(settings)) as server,
