@@ -100,6 +100,15 @@ def containers(session: nox.Session) -> None:
 
 
 @nox.session
+def ui(session: nox.Session) -> None:
+    """The web UI in a real browser (not in the default sessions): Debian's Chromium
+    (`apt-get install -y chromium`) driven by Playwright against a whole stack on loopback.
+    MI_SCREENSHOTS=1 also rewrites docs/screenshots/."""
+    install_locked(session, "dev", "ui")
+    session.run("pytest", "tests/ui", *session.posargs, env={"MI_UI": "1"})
+
+
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy on every workspace member (configured in pyproject.toml)."""
     install_locked(session, "typecheck", "dev")

@@ -58,6 +58,10 @@ class BackendSettings(ServiceSettings):
     enqueue_timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(
         5.0, description="How long an upload waits for the broker before answering 503."
     )
+    web_session_seconds: Annotated[int, Field(ge=1, le=30 * 24 * 3600)] = Field(
+        8 * 3600,
+        description="How long a web UI sign-in lasts before the browser must sign in again.",
+    )
 
     @field_validator("api_token")
     @classmethod
@@ -81,6 +85,11 @@ class BackendSettings(ServiceSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * MEGABYTE
+
+    @property
+    def session_cookie_secure(self) -> bool:
+        """The web UI's session cookie travels over HTTPS only, except in dev (plain http)."""
+        return self.app_env != "dev"
 
 
 @lru_cache

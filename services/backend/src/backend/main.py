@@ -13,12 +13,13 @@ from grpc import aio
 from redis.asyncio import Redis
 
 from backend import __version__
-from backend.api.routes import health, meetings, search
+from backend.api.routes import exports, health, meetings, search
 from backend.config import SERVICE_NAME, BackendSettings, get_settings
 from backend.core.errors import install_error_handlers
-from backend.core.security import require_token
 from backend.db.read_pool import read_pool
 from backend.services.task_queue import make_client
+from backend.web import install_web
+from backend.web.auth import require_api_auth
 from common.logging import configure_logging
 from common.metrics import PrometheusMiddleware
 from meetings.session import async_engine, async_sessions
@@ -89,9 +90,11 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     app.add_middleware(PrometheusMiddleware, service=SERVICE_NAME)
     install_error_handlers(app)
 
-    for router in (meetings.router, search.router):
-        app.include_router(router, dependencies=[Depends(require_token)])
+    # Bearer token as before, or the web UI's session cookie (see backend/web/auth.py).
+    for router in (meetings.router, exports.router, search.router):
+        app.include_router(router, dependencies=[Depends(require_api_auth)])
     app.include_router(health.router)
+    install_web(app)
     return app
 
 
