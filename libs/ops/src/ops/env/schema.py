@@ -141,6 +141,14 @@ class StackSettings(BaseSettings):
         "llama3.2:3b", description="Ollama model (name:tag) used for analysis."
     )
 
+    # models
+    models_auto_pull: bool = Field(
+        True,
+        description="`inv up` pulls the env's locked whisper model when it is missing "
+        "(`inv up --offline` skips it once).",
+        json_schema_extra=section("models"),
+    )
+
     # monitoring
     grafana_admin_password: SecretStr = Field(
         default=SecretStr("change-me"),

@@ -458,3 +458,51 @@ class _RichBars:
         from rich.progress import TaskID
 
         self._progress.update(TaskID(bar), completed=completed, total=total)
+
+
+# --- inv up ---------------------------------------------------------------------------------
+
+
+def provision(env: Environment, values: dict[str, str], *, offline: bool) -> None:
+    """What `inv up` does before whisper starts, as `docker compose up` pulls images: bring the
+    env's locked whisper model when it is missing, and never let a damaged one be loaded.
+
+    A model that is missing and cannot be had (offline, no index or hub answering) is a note
+    under WHISPER_ENGINE=auto (pocketsphinx runs meanwhile) and an error otherwise; a model
+    directory that holds other bytes than the lock, or only part of them, is always an error
+    naming the files and the fix.
+    """
+    from ops.models import lock as model_lock
+
+    engine = values.get("WHISPER_ENGINE", "auto")
+    pin = model_lock.load().for_env(env.name).whisper
+    if engine == "pocketsphinx" or pin is None:
+        return
+    target = model_dir(env, values)
+    found = model_files.inspect(pin, target, verify=True, record=True)
+    if found.state == "verified":
+        return
+    if found.state in {"mismatch", "incomplete"}:
+        raise OpsError(
+            f"the whisper model in {target} is not the one models.lock pins for {env}: "
+            f"{found.detail}; it would not be loaded",
+            f"`uv run inv models.pull --env {env} --replace` puts the locked model there "
+            f"(files that match are kept), or point WHISPER_MODEL_DIR in .env.{env} elsewhere",
+        )
+    auto_pull = values.get("MODELS_AUTO_PULL", "true").lower() == "true"
+    if offline or not auto_pull:
+        why = "--offline" if offline else "MODELS_AUTO_PULL=false"
+        _without_model(env, engine, f"the whisper model is not here and {why} fetches nothing")
+        return
+    console.say(f"pulling the whisper model {pin.key} for {env} (once; `inv models.pull` later)")
+    with progress_bars() as bars:
+        row = _pull_whisper(env, pin, values, False, False, None, bars)
+    if row.status != "ok":
+        _without_model(env, engine, f"the whisper model could not be pulled: {row.detail}")
+
+
+def _without_model(env: Environment, engine: str, reason: str) -> None:
+    fix = f"`uv run inv models.pull --env {env}`, then `inv down` and `inv up` again"
+    if engine == "faster-whisper":
+        raise OpsError(f"{reason}; WHISPER_ENGINE=faster-whisper needs it", fix)
+    console.say(f"note: {reason}; whisper runs pocketsphinx (English only) meanwhile: {fix}")

@@ -123,8 +123,9 @@ class Runtime(Protocol):
     name: str
     env: Environment
 
-    def up(self, *, timeout: float) -> None:
-        """Start everything and return once healthy; idempotent."""
+    def up(self, *, timeout: float, offline: bool = False) -> None:
+        """Start everything and return once healthy; idempotent. `offline` fetches nothing
+        (no model pulls)."""
 
     def down(self, *, volumes: bool) -> None:
         """Stop everything; with `volumes`, delete the environment's data too."""

@@ -211,10 +211,13 @@ class ComposeRuntime:
 
     # --- the Runtime protocol ---------------------------------------------------------------
 
-    def up(self, *, timeout: float) -> None:
+    def up(self, *, timeout: float, offline: bool = False) -> None:
         from ops import env as env_files
+        from ops import models
 
-        env_files.prepare(self.env)
+        values = env_files.prepare(self.env)
+        # The whisper container mounts WHISPER_MODEL_DIR: fill it before the container starts.
+        models.provision(self.env, values, offline=offline)
         self._require_engine()
         self._run(up_command(timeout), profiles=self.profiles, what=f"start {self.env}")
 

@@ -120,12 +120,14 @@ class LocalRuntime:
 
     # --- up ---------------------------------------------------------------------------------
 
-    def up(self, *, timeout: float) -> None:
-        from ops import db, doctor, health, runtimes
+    def up(self, *, timeout: float, offline: bool = False) -> None:
+        from ops import db, doctor, health, models, runtimes
         from ops import env as env_files
 
         env = self.env
         values = env_files.prepare(env)
+        # Before whisper starts: it picks its engine from what the model directory holds.
+        models.provision(env, values, offline=offline)
         data = env.data_dir
         sup = self._supervisor()
         progs = programs(env, values)
