@@ -151,6 +151,14 @@ def stand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stand]:
     (root / "infra" / "compose").mkdir(parents=True)
     (root / "tasks.py").write_text("")
     (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    # No whisper pin: these tests are about compose's argv, not about pulling models.
+    (root / "models.lock").write_text(
+        "version = 1\n[envs]\n"
+        + "".join(f'{e} = {{ ollama = "llama3.2:3b" }}\n' for e in ENVS)
+        + '[ollama."llama3.2:3b"]\ndigest = "'
+        + "a" * 64
+        + '"\n'
+    )
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     result = Stand(root=root, bin=bin_dir, log=tmp_path / "calls.jsonl")

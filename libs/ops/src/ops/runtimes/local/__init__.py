@@ -126,8 +126,6 @@ class LocalRuntime:
 
         env = self.env
         values = env_files.prepare(env)
-        # Before whisper starts: it picks its engine from what the model directory holds.
-        models.provision(env, values, offline=offline)
         data = env.data_dir
         sup = self._supervisor()
         progs = programs(env, values)
@@ -174,6 +172,9 @@ class LocalRuntime:
             sup.start(inherited)
             (data / "env.sha256").write_text(_fingerprint(env))
 
+        # Before whisper starts (it picks its engine from what the model directory holds), after
+        # the cheap checks above: a taken port fails before any download.
+        models.provision(env, values, offline=offline)
         runtimes.remember(env, self.name)
         # Stores and the two AI services need nothing else: start them together.
         for name in [*STORES, "ollama", "whisper", "llm"]:
