@@ -85,14 +85,43 @@ def _failing(body: bytes) -> str:
     return "; ".join(failing) or body[:200].decode(errors="replace")
 
 
-def grpc_probe(target: str) -> Any:
+def grpc_probe(target: str, engine_metrics: str | None = None) -> Any:
+    """grpc.health.v1 at `target`; with `engine_metrics` (the whisper service's /metrics URL),
+    the detail also says which engine and model serve, when that page answers."""
+
     async def probe() -> str:
         import grpc
 
         async with grpc.aio.insecure_channel(target) as channel:
-            return await grpc_health.check_async(channel, timeout=CHECK_TIMEOUT)
+            status = await grpc_health.check_async(channel, timeout=CHECK_TIMEOUT)
+        if engine_metrics is None:
+            return status
+        engine = await asyncio.to_thread(serving_engine, engine_metrics)
+        return f"{status} ({engine})" if engine else status
 
     return probe
+
+
+def serving_engine(metrics_url: str) -> str | None:
+    """ "faster-whisper whisper cpu/int8" from the whisper service's `whisper_engine_ready`
+    gauge, or None when the page does not answer (a port not published, say)."""
+    import re
+    import urllib.request
+
+    try:
+        # The URL is built from the env file's host and port: http only.
+        with urllib.request.urlopen(metrics_url, timeout=CHECK_TIMEOUT / 2) as page:  # noqa: S310
+            text = page.read().decode(errors="replace")
+    except (OSError, ValueError):
+        return None
+    for labels, value in re.findall(r"^whisper_engine_ready\{([^}]*)\} (\S+)$", text, re.M):
+        if float(value) == 1:
+            found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            return (
+                f"{found.get('engine')}, model {found.get('model')}, "
+                f"{found.get('device')}/{found.get('compute_type')}"
+            )
+    return None
 
 
 def worker_probe(redis_url: str) -> Any:
@@ -132,7 +161,14 @@ def checks_for(values: Mapping[str, str], *, ollama: bool = False) -> list[Check
         Check("postgres", postgres_probe(values["DATABASE_URL"]), timeout=CHECK_TIMEOUT),
         Check("redis", redis_probe(values["REDIS_URL"]), timeout=CHECK_TIMEOUT),
         Check("backend", http_probe(f"{backend}/health/ready"), timeout=CHECK_TIMEOUT + 1),
-        Check("whisper", grpc_probe(values["WHISPER_URL"]), timeout=CHECK_TIMEOUT),
+        Check(
+            "whisper",
+            grpc_probe(
+                values["WHISPER_URL"],
+                f"http://{values['WHISPER_HOST']}:{values['WHISPER_METRICS_PORT']}/metrics",
+            ),
+            timeout=CHECK_TIMEOUT,
+        ),
         Check("llm", http_probe(f"{values['LLM_URL']}/health/ready"), timeout=CHECK_TIMEOUT),
         Check("worker", worker_probe(values["REDIS_URL"]), timeout=CHECK_TIMEOUT + 0.5),
     ]
