@@ -10,12 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 import redis
+from psycopg.types.json import Jsonb
 
 from backend.config import BackendSettings
 from backend.main import create_app
 from backend.schemas import MeetingOut, TranscriptOut
+from common.database import libpq_url
 from meetings.pipeline import PROCESS_MEETING, QUEUE_PIPELINE
 from mi_testing import ApiServer, free_port
 
@@ -201,6 +204,27 @@ def test_title_too_long_is_422(client: httpx.Client, wav: bytes, media_dir: Path
     assert media_files(media_dir) == []
 
 
+def test_a_vocabulary_hint_is_kept_with_the_meeting(
+    client: httpx.Client, wav: bytes, media_dir: Path
+) -> None:
+    created = client.post(
+        "/api/v1/meetings",
+        files={"file": ("a.wav", wav)},
+        data={"title": "Sync", "vocabulary": "  Przybylski,\n Kubernetes  "},
+    )
+    assert created.status_code == 202, created.text
+    body = client.get(created.headers["Location"]).json()
+    assert body["vocabulary"] == "Przybylski, Kubernetes"
+    assert body["progress"] is None  # nothing transcribed yet
+
+    too_long = client.post(
+        "/api/v1/meetings", files={"file": ("b.wav", wav)}, data={"vocabulary": "x" * 501}
+    )
+    assert too_long.status_code == 422
+    assert "`vocabulary` is 501 characters; shorten it to at most 500" in too_long.json()["detail"]
+    assert len(media_files(media_dir)) == 1  # only the first upload's recording
+
+
 def test_two_file_parts_are_refused(client: httpx.Client, wav: bytes, media_dir: Path) -> None:
     reply = client.post(
         "/api/v1/meetings", files=[("file", ("a.wav", wav)), ("file", ("b.wav", wav))]
@@ -259,6 +283,25 @@ def test_get_returns_transcript_summary_and_action_items(
         {"text": "Review the design", "owner": "Bob", "due": None},
     ]
     assert body["created_at"].endswith(("Z", "+00:00"))
+
+
+def test_word_timings_progress_and_language_certainty_are_shown(
+    client: httpx.Client, add_meeting: Callable[..., uuid.UUID], database_url: str
+) -> None:
+    meeting_id = add_meeting(title="Words", transcript="Alice will send it", status="analyzing")
+    words = [[0.0, 0.4, "Alice", 0.98], [0.4, 0.7, "will", 0.9], [0.7, 1.5, "send it", 0.5]]
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute("UPDATE meetings SET progress = 0.5 WHERE id = %s", (meeting_id,))
+        conn.execute("UPDATE transcripts SET language_probability = 0.97")
+        conn.execute("UPDATE transcript_segments SET words = %s", (Jsonb(words),))
+    reply = client.get(f"/api/v1/meetings/{meeting_id}")
+    MeetingOut.model_validate_json(reply.content)
+    body = reply.json()
+    assert body["progress"] == 0.5
+    assert body["transcript"]["language_probability"] == 0.97
+    (segment,) = body["transcript"]["segments"]
+    assert segment["words"][0] == {"start": 0.0, "end": 0.4, "word": "Alice", "probability": 0.98}
+    assert [w["word"] for w in segment["words"]] == ["Alice", "will", "send it"]
 
 
 def test_unknown_meeting_is_404_with_hint(client: httpx.Client) -> None:

@@ -32,6 +32,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from meetings.base import Base
 
 TITLE_MAX = 200
+VOCABULARY_MAX = 500
+"""Names and jargon an uploader lists for the speech engine; a hint, not a transcript."""
 SEARCH_CONFIG = "english"
 """Text-search configuration baked into the generated tsvector column (changing it needs a
 migration)."""
@@ -68,6 +70,9 @@ class Meeting(Base):
     original_filename: Mapped[str | None] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    vocabulary: Mapped[str | None] = mapped_column(String(VOCABULARY_MAX))
+    # Fraction of the audio transcribed so far (0..1), while the meeting is transcribing.
+    progress: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(
@@ -104,6 +109,8 @@ class Transcript(StepResult, Base):
     __tablename__ = "transcripts"
 
     language: Mapped[str | None] = mapped_column(String(16))
+    # How sure the engine is of `language` (0..1); 1 when it was asked for.
+    language_probability: Mapped[float | None] = mapped_column(Float)
     audio_seconds: Mapped[float] = mapped_column(Float)
     processing_seconds: Mapped[float] = mapped_column(Float)
 
@@ -124,6 +131,8 @@ class TranscriptSegment(Base):
     start_seconds: Mapped[float] = mapped_column(Float)
     end_seconds: Mapped[float] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
+    # [[start, end, word, probability], ...] when the engine times words (faster-whisper).
+    words: Mapped[list[list[Any]] | None] = mapped_column(JSONB)
 
     transcript: Mapped[Transcript] = relationship(back_populates="segments")
 

@@ -21,15 +21,28 @@ class MeetingCreated(BaseModel):
     url: str = Field(description="Where to poll for progress.")
 
 
+class Word(BaseModel):
+    start: float
+    end: float
+    word: str = Field(description="As in the text, with its punctuation.")
+    probability: float = Field(description="The engine's confidence, 0 to 1.")
+
+
 class Segment(BaseModel):
     start: float = Field(description="Seconds from the start of the recording.")
     end: float
     text: str
+    words: list[Word] | None = Field(
+        default=None, description="Each word's timing, when the engine gives them (faster-whisper)."
+    )
 
 
 class TranscriptOut(BaseModel):
     text: str
     language: str | None
+    language_probability: float | None = Field(
+        default=None, description="How sure the engine is of `language`, 0 to 1."
+    )
     engine: str
     model: str
     audio_seconds: float
@@ -60,6 +73,10 @@ class MeetingSummaryOut(BaseModel):
 
 
 class MeetingOut(MeetingSummaryOut):
+    progress: float | None = Field(
+        default=None, description="Fraction of the audio transcribed so far, while transcribing."
+    )
+    vocabulary: str | None = Field(default=None, description="The upload's vocabulary hint.")
     transcript: TranscriptOut | None
     summary: str | None
     topics: list[str]

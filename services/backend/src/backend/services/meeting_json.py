@@ -25,17 +25,23 @@ MEETING_JSON_SQL = """
         'created_at', m.created_at,
         'updated_at', m.updated_at,
         'completed_at', m.completed_at,
+        'progress', m.progress,
+        'vocabulary', m.vocabulary,
         'transcript', (
             SELECT json_build_object(
                 'text', t.text,
                 'language', t.language,
+                'language_probability', t.language_probability,
                 'engine', t.engine,
                 'model', t.model,
                 'audio_seconds', t.audio_seconds,
                 'segments', coalesce((
                     SELECT json_agg(
                         json_build_object('start', s.start_seconds, 'end', s.end_seconds,
-                                          'text', s.text)
+                                          'text', s.text, 'words', (
+                            SELECT json_agg(json_build_object(
+                                'start', w->0, 'end', w->1, 'word', w->2, 'probability', w->3))
+                            FROM jsonb_array_elements(s.words) AS w))
                         ORDER BY s.position)
                     FROM transcript_segments AS s WHERE s.transcript_id = t.id
                 ), '[]'::json)

@@ -23,7 +23,7 @@ from backend.schemas import (
 from backend.services.meeting_json import meeting_json
 from backend.services.task_queue import EnqueueError, enqueue_meeting
 from backend.services.uploads import UploadError, receive_upload
-from meetings.models import TITLE_MAX, Meeting, MeetingStatus
+from meetings.models import TITLE_MAX, VOCABULARY_MAX, Meeting, MeetingStatus
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix=f"{API_PREFIX}/meetings", tags=["meetings"])
@@ -44,6 +44,12 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "description": "WAV, MP3, OGG, FLAC, M4A/MP4 or WebM recording.",
                         },
                         "title": {"type": "string", "maxLength": TITLE_MAX},
+                        "vocabulary": {
+                            "type": "string",
+                            "maxLength": VOCABULARY_MAX,
+                            "description": "Names and jargon the speech engine should expect "
+                            "(comma-separated), e.g. 'Przybylski, Kubernetes, OKRs'.",
+                        },
                     },
                 }
             }
@@ -91,12 +97,17 @@ async def create_meeting(
         raise HTTPException(exc.status_code, exc.detail) from None
 
     title = _title(upload.fields, upload.original_filename)
-    if len(title) > TITLE_MAX:
-        upload.path.unlink(missing_ok=True)
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"`title` is {len(title)} characters; shorten it to at most {TITLE_MAX}.",
-        )
+    vocabulary = " ".join(upload.fields.get("vocabulary", "").split()) or None
+    for name, value, limit in (
+        ("title", title, TITLE_MAX),
+        ("vocabulary", vocabulary or "", VOCABULARY_MAX),
+    ):
+        if len(value) > limit:
+            upload.path.unlink(missing_ok=True)
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"`{name}` is {len(value)} characters; shorten it to at most {limit}.",
+            )
     meeting = Meeting(
         id=uuid.uuid4(),
         title=title,
@@ -105,6 +116,7 @@ async def create_meeting(
         original_filename=upload.original_filename,
         content_type=upload.audio_type.mime,
         size_bytes=upload.size,
+        vocabulary=vocabulary,
     )
     session.add(meeting)
     try:
