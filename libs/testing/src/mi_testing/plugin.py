@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mi_testing import services, speech
+from mi_testing import objectstore, services, speech
+from mi_testing.objectstore import MediaUnderTest, MotoS3, RcloneS3
 from mi_testing.stores import Postgres, RedisServer
 
 
@@ -69,6 +70,37 @@ def media_dir(tmp_path: Path) -> Path:
     path = tmp_path / "media"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_server(servers_root: Path) -> Iterator[RcloneS3]:
+    """`rclone serve s3` on loopback for the session; each test takes a bucket of its own."""
+    server = RcloneS3(servers_root / "s3")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def read_only_s3() -> Iterator[MotoS3]:
+    """moto's S3 server with IAM enforced, holding a bucket its `reader` key cannot write."""
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_media(s3_server: RcloneS3, tmp_path: Path) -> MediaUnderTest:
+    """A fresh bucket on the session's S3 server, as the services' settings see it."""
+    return objectstore.s3_media(s3_server, tmp_path / "scratch")
+
+
+@pytest.fixture
+def media(request: pytest.FixtureRequest, media_dir: Path, tmp_path: Path) -> MediaUnderTest:
+    """The recordings store of this test: MEDIA_DIR, or a bucket when MI_MEDIA_STORE=s3."""
+    if objectstore.chosen_store() == "s3":
+        server: RcloneS3 = request.getfixturevalue("s3_server")
+        return objectstore.s3_media(server, tmp_path / "scratch")
+    return objectstore.local_media(media_dir, tmp_path / "scratch")
 
 
 @pytest.fixture(scope="session")
