@@ -8,7 +8,6 @@ import uuid
 import wave
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +26,7 @@ from meetings.models import (
     TranscriptSegment,
 )
 from mi_testing import ApiServer, free_port
+from mi_testing.objectstore import MediaUnderTest
 
 API_TOKEN = "test-token-0123456789abcdef"
 
@@ -43,13 +43,14 @@ def wav_bytes(seconds: float = 0.2, rate: int = 16_000) -> bytes:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str, media_dir: Path) -> BackendSettings:
+def settings(database_url: str, redis_url: str, media: MediaUnderTest) -> BackendSettings:
     # whisper and llm point at ports nobody listens on: readiness reports them as down.
+    # The recordings go to MEDIA_DIR, or to a bucket when MI_MEDIA_STORE=s3 (`nox -s s3`).
     return BackendSettings(
         database_url=database_url,
         redis_url=redis_url,
         api_token=API_TOKEN,
-        media_dir=media_dir,
+        **media.fields,
         max_upload_mb=1,
         whisper_url=f"127.0.0.1:{free_port()}",
         llm_url=f"http://127.0.0.1:{free_port()}",

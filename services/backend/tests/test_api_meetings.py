@@ -21,6 +21,7 @@ from backend.schemas import MeetingOut, TranscriptOut
 from common.database import libpq_url
 from meetings.pipeline import PROCESS_MEETING, QUEUE_PIPELINE
 from mi_testing import ApiServer, free_port
+from mi_testing.objectstore import MediaUnderTest
 
 
 def queued_tasks(redis_url: str) -> list[tuple[str, list[str]]]:
@@ -35,15 +36,16 @@ def queued_tasks(redis_url: str) -> list[tuple[str, list[str]]]:
     return tasks
 
 
-def media_files(media_dir: Path) -> list[str]:
-    return sorted(p.name for p in media_dir.iterdir())
+def media_files(media: MediaUnderTest) -> list[str]:
+    """Everything in the store: recordings, and any partial upload left behind."""
+    return sorted([*media.names(), *media.leftovers()])
 
 
 # --- upload -----------------------------------------------------------------------------
 
 
 def test_upload_stores_file_creates_row_and_enqueues(
-    client: httpx.Client, wav: bytes, media_dir: Path, redis_url: str
+    client: httpx.Client, wav: bytes, media: MediaUnderTest, redis_url: str
 ) -> None:
     reply = client.post(
         "/api/v1/meetings",
@@ -56,12 +58,12 @@ def test_upload_stores_file_creates_row_and_enqueues(
     assert body["status"] == "queued"
     assert reply.headers["location"] == f"/api/v1/meetings/{meeting_id}"
 
-    stored = media_files(media_dir)
+    stored = media_files(media)
     assert len(stored) == 1
     name = stored[0]
     assert name.endswith(".wav")
     assert "standup" not in name  # never the client's file name
-    assert (media_dir / name).read_bytes() == wav
+    assert media.read(name) == wav
 
     assert queued_tasks(redis_url) == [(PROCESS_MEETING, [str(meeting_id)])]
 
@@ -88,13 +90,14 @@ def test_title_defaults_to_file_name(client: httpx.Client, wav: bytes) -> None:
 
 
 def test_path_in_client_file_name_is_ignored(
-    client: httpx.Client, wav: bytes, media_dir: Path
+    client: httpx.Client, wav: bytes, media: MediaUnderTest
 ) -> None:
     reply = client.post("/api/v1/meetings", files={"file": ("../../etc/passwd.wav", wav)})
     assert reply.status_code == 202
     meeting = client.get(reply.json()["url"]).json()
     assert meeting["original_filename"] == "passwd.wav"
-    assert [p.parent for p in media_dir.iterdir()] == [media_dir]
+    assert [name for name in media_files(media) if "/" in name or ".." in name] == []
+    assert len(media_files(media)) == 1
 
 
 @pytest.mark.parametrize(
@@ -106,28 +109,28 @@ def test_path_in_client_file_name_is_ignored(
     ],
 )
 def test_non_audio_is_415_and_nothing_is_kept(
-    client: httpx.Client, media_dir: Path, redis_url: str, payload: bytes, client_type: str
+    client: httpx.Client, media: MediaUnderTest, redis_url: str, payload: bytes, client_type: str
 ) -> None:
     reply = client.post("/api/v1/meetings", files={"file": ("x.wav", payload, client_type)})
     assert reply.status_code == 415
     assert "WAV" in reply.json()["detail"]
-    assert media_files(media_dir) == []
+    assert media_files(media) == []
     assert queued_tasks(redis_url) == []
     assert client.get("/api/v1/meetings").json()["total"] == 0
 
 
 def test_too_large_is_413_without_partial_file(
-    client: httpx.Client, wav: bytes, media_dir: Path, settings: BackendSettings
+    client: httpx.Client, wav: bytes, media: MediaUnderTest, settings: BackendSettings
 ) -> None:
     oversized = wav + b"\x00" * settings.max_upload_bytes
     reply = client.post("/api/v1/meetings", files={"file": ("big.wav", oversized)})
     assert reply.status_code == 413
     assert "MAX_UPLOAD_MB" in reply.json()["detail"]
-    assert media_files(media_dir) == []
+    assert media_files(media) == []
 
 
 def test_streamed_upload_stops_at_the_limit(
-    api: object, client: httpx.Client, wav: bytes, media_dir: Path, settings: BackendSettings
+    api: object, client: httpx.Client, wav: bytes, media: MediaUnderTest, settings: BackendSettings
 ) -> None:
     """Chunked body without Content-Length: the server must count, refuse and clean up."""
     boundary = "test-boundary-0123"
@@ -153,7 +156,7 @@ def test_streamed_upload_stops_at_the_limit(
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert reply.status_code == 413
-    assert media_files(media_dir) == []
+    assert media_files(media) == []
     # and it keeps serving
     assert client.get("/api/v1/meetings").status_code == 200
 
@@ -187,25 +190,25 @@ def test_declared_length_over_limit_is_rejected_before_reading(
     ],
 )
 def test_malformed_uploads(
-    client: httpx.Client, media_dir: Path, kwargs: dict[str, object], status: int, hint: str
+    client: httpx.Client, media: MediaUnderTest, kwargs: dict[str, object], status: int, hint: str
 ) -> None:
     reply = client.post("/api/v1/meetings", **kwargs)  # type: ignore[arg-type]
     assert reply.status_code == status, reply.text
     assert hint in reply.json()["detail"]
-    assert media_files(media_dir) == []
+    assert media_files(media) == []
 
 
-def test_title_too_long_is_422(client: httpx.Client, wav: bytes, media_dir: Path) -> None:
+def test_title_too_long_is_422(client: httpx.Client, wav: bytes, media: MediaUnderTest) -> None:
     reply = client.post(
         "/api/v1/meetings", files={"file": ("a.wav", wav)}, data={"title": "x" * 201}
     )
     assert reply.status_code == 422
     assert "200" in reply.json()["detail"]
-    assert media_files(media_dir) == []
+    assert media_files(media) == []
 
 
 def test_a_vocabulary_hint_is_kept_with_the_meeting(
-    client: httpx.Client, wav: bytes, media_dir: Path
+    client: httpx.Client, wav: bytes, media: MediaUnderTest
 ) -> None:
     created = client.post(
         "/api/v1/meetings",
@@ -222,20 +225,22 @@ def test_a_vocabulary_hint_is_kept_with_the_meeting(
     )
     assert too_long.status_code == 422
     assert "`vocabulary` is 501 characters; shorten it to at most 500" in too_long.json()["detail"]
-    assert len(media_files(media_dir)) == 1  # only the first upload's recording
+    assert len(media_files(media)) == 1  # only the first upload's recording
 
 
-def test_two_file_parts_are_refused(client: httpx.Client, wav: bytes, media_dir: Path) -> None:
+def test_two_file_parts_are_refused(
+    client: httpx.Client, wav: bytes, media: MediaUnderTest
+) -> None:
     reply = client.post(
         "/api/v1/meetings", files=[("file", ("a.wav", wav)), ("file", ("b.wav", wav))]
     )
     assert reply.status_code == 422
     assert "exactly one" in reply.json()["detail"]
-    assert media_files(media_dir) == []
+    assert media_files(media) == []
 
 
 def test_upload_when_broker_is_down_is_503_and_stores_nothing(
-    settings: BackendSettings, media_dir: Path, wav: bytes
+    settings: BackendSettings, media: MediaUnderTest, wav: bytes
 ) -> None:
     broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
     with (
@@ -247,7 +252,7 @@ def test_upload_when_broker_is_down_is_503_and_stores_nothing(
         assert reply.status_code == 503
         assert "retry" in reply.json()["detail"]
         assert http.get("/api/v1/meetings", headers=headers).json()["total"] == 0
-    assert media_files(media_dir) == []
+    assert media_files(media) == []
 
 
 # --- read, list, delete -----------------------------------------------------------------
@@ -377,15 +382,15 @@ def test_list_rejects_bad_params(
 
 
 def test_delete_removes_row_results_and_file(
-    client: httpx.Client, wav: bytes, media_dir: Path, database_url: str
+    client: httpx.Client, wav: bytes, media: MediaUnderTest, database_url: str
 ) -> None:
     created = client.post("/api/v1/meetings", files={"file": ("a.wav", wav)}).json()
-    assert len(media_files(media_dir)) == 1
+    assert len(media_files(media)) == 1
 
     reply = client.delete(created["url"])
     assert reply.status_code == 204
     assert reply.content == b""
-    assert media_files(media_dir) == []
+    assert media_files(media) == []
     assert client.get(created["url"]).status_code == 404
     assert client.delete(created["url"]).status_code == 404
 
@@ -414,7 +419,7 @@ def test_delete_cascades_to_results(
 
 @pytest.mark.slow  # the read pool waits its 5 s connection timeout twice
 def test_database_down_is_503_with_hint(
-    settings: BackendSettings, media_dir: Path, wav: bytes, tmp_path: Path
+    settings: BackendSettings, media: MediaUnderTest, wav: bytes, tmp_path: Path
 ) -> None:
     # A socket directory where no Postgres listens: every connection attempt fails.
     gone = settings.model_copy(
@@ -437,4 +442,4 @@ def test_database_down_is_503_with_hint(
         assert reply.status_code == 503
         assert http.get("/health/ready").status_code == 503
         assert http.get("/health").status_code == 200
-    assert media_files(media_dir) == []
+    assert media_files(media) == []

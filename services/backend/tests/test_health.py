@@ -46,7 +46,8 @@ def test_ready_reports_each_dependency(
     reply = client.get("/health/ready")
     assert reply.status_code == 200
     checks = reply.json()["checks"]
-    assert set(checks) == {"database", "redis", "whisper", "llm"}
+    assert set(checks) == {"database", "redis", "whisper", "llm", "media"}
+    assert checks["media"]["ok"] and not checks["media"]["required"]
     assert checks["database"]["ok"] and checks["redis"]["ok"]
     assert checks["database"]["required"] and checks["redis"]["required"]
     assert not checks["whisper"]["ok"] and not checks["whisper"]["required"]

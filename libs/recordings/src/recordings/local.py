@@ -14,6 +14,7 @@ from recordings.base import (
     Readable,
     RecordingInfo,
     RecordingMissingError,
+    StoreKind,
     StoreUnavailableError,
     safe_name,
 )
@@ -52,7 +53,7 @@ class LocalWriter:
 
 
 class LocalDirectory:
-    kind = "local"
+    kind: StoreKind = "local"
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory

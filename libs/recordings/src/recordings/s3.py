@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from recordings.base import (
     RecordingInfo,
     RecordingMissingError,
     StoreError,
+    StoreKind,
     StoreUnavailableError,
     safe_name,
 )
@@ -226,7 +228,7 @@ class S3Writer:
 
 
 class S3Bucket:
-    kind = "s3"
+    kind: StoreKind = "s3"
 
     def __init__(self, location: S3Location) -> None:
         self.location = location
@@ -254,9 +256,8 @@ class S3Bucket:
             raise
         except Exception as exc:
             raise translate(exc, self.location, "read", name) from None
-        return RecordingInfo(
-            name, int(head["ContentLength"]), head["LastModified"], str(head.get("ETag", ""))
-        )
+        modified = head["LastModified"].astimezone(UTC)  # botocore's tzutc is no datetime.UTC
+        return RecordingInfo(name, int(head["ContentLength"]), modified, str(head.get("ETag", "")))
 
     def open(self, name: str, start: int = 0, end: int | None = None) -> Readable:
         extra: dict[str, str] = {}

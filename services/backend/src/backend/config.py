@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -11,13 +10,15 @@ from pydantic import Field, SecretStr, field_validator
 from common.database import sqlalchemy_url
 from common.environments import DEV_PORTS
 from common.settings import ServiceSettings
+from recordings import MediaSettings
 
 SERVICE_NAME = "backend"
 MEGABYTE = 1024 * 1024
 
 
-class BackendSettings(ServiceSettings):
-    """Every key the API process reads. Field names map to upper-case env vars."""
+class BackendSettings(ServiceSettings, MediaSettings):
+    """Every key the API process reads. Field names map to upper-case env vars; the recordings
+    store's keys (MEDIA_STORE, MEDIA_DIR, S3_*) come from MediaSettings."""
 
     backend_host: str = Field("127.0.0.1", description="Interface uvicorn binds to.")
     backend_port: Annotated[int, Field(ge=1, le=65535)] = Field(
@@ -32,9 +33,6 @@ class BackendSettings(ServiceSettings):
     redis_url: str = Field(description="Redis URL: the Celery broker (redis://host:port/0).")
     api_token: SecretStr = Field(
         description="Bearer token every /api request must carry (at least 16 characters)."
-    )
-    media_dir: Path = Field(
-        Path(".data/dev/media"), description="Directory uploaded recordings are stored in."
     )
     max_upload_mb: Annotated[int, Field(ge=1, le=10_240)] = Field(
         200, description="Largest accepted upload in MiB; bigger uploads get 413."

@@ -2,11 +2,14 @@
 
 The database and Redis are required (no upload can be accepted without them). whisper and
 llm are reported but optional: the API keeps accepting uploads while they are down and the
-worker retries, so they must not take the API out of a load balancer.
+worker retries, so they must not take the API out of a load balancer. The recordings store is
+reported but optional too: while it is down uploads answer 503 saying so, and every meeting
+already processed can still be read.
 """
 
 from __future__ import annotations
 
+import anyio
 from grpc import aio
 from httpx import AsyncClient
 from redis.asyncio import Redis
@@ -15,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common import grpc_health
 from common.health import Check
+from recordings import MediaStore
 
 
 def database_check(engine: AsyncEngine) -> Check:
@@ -45,3 +49,11 @@ def llm_check(client: AsyncClient, llm_url: str) -> Check:
         reply.raise_for_status()
 
     return Check("llm", probe, required=False)
+
+
+def media_check(store: MediaStore, timeout: float = 3.0) -> Check:
+    async def probe() -> str:
+        # Reading only: a readiness probe every few seconds must not write to the bucket.
+        return await anyio.to_thread.run_sync(lambda: store.check(write=False))
+
+    return Check("media", probe, required=False, timeout=timeout)

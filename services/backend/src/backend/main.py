@@ -23,6 +23,7 @@ from backend.web.auth import require_api_auth
 from common.logging import configure_logging
 from common.metrics import PrometheusMiddleware
 from meetings.session import async_engine, async_sessions
+from recordings import open_store
 
 DESCRIPTION = """\
 Upload a meeting recording, then poll it until `status` is `done`: the transcript, summary
@@ -39,7 +40,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Worker processes spawned by uvicorn (BACKEND_WORKERS > 1) start unconfigured; a
         # process that already set up logging (__main__, pytest) keeps its handlers.
         configure_logging(SERVICE_NAME, settings.log_level, json_logs=settings.log_json)
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    if settings.media_store == "local":
+        settings.media_dir.mkdir(parents=True, exist_ok=True)
+    # No connection yet: an unreachable object store shows in /health/ready and as 503s on
+    # uploads, it does not stop the API from serving what is already stored.
+    app.state.media = open_store(settings)
     engine = async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,

@@ -9,14 +9,14 @@ three quarters. A test that needs an empty database or other settings starts its
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from backend.config import BackendSettings
 from backend.main import create_app
-from mi_testing import ApiServer, free_port
+from mi_testing import ApiServer, free_port, objectstore
+from mi_testing.objectstore import MediaUnderTest
 from mi_testing.stores import Postgres, RedisServer
 
 API_TOKEN = "test-token-0123456789abcdef"  # the parent conftest's token
@@ -36,18 +36,24 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture(scope="module")
-def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("media")
+def media(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> MediaUnderTest:
+    """As the plugin's `media`, for the module: a directory, or a bucket (MI_MEDIA_STORE=s3)."""
+    scratch = tmp_path_factory.mktemp("scratch")
+    if objectstore.chosen_store() == "s3":
+        return objectstore.s3_media(request.getfixturevalue("s3_server"), scratch)
+    return objectstore.local_media(tmp_path_factory.mktemp("media"), scratch)
 
 
 @pytest.fixture(scope="module")
-def settings(database_url: str, redis_url: str, media_dir: Path) -> BackendSettings:
+def settings(database_url: str, redis_url: str, media: MediaUnderTest) -> BackendSettings:
     # As the parent conftest's: whisper and llm point at ports nobody listens on.
     return BackendSettings(
         database_url=database_url,
         redis_url=redis_url,
         api_token=API_TOKEN,
-        media_dir=media_dir,
+        **media.fields,
         max_upload_mb=1,
         whisper_url=f"127.0.0.1:{free_port()}",
         llm_url=f"http://127.0.0.1:{free_port()}",

@@ -8,7 +8,6 @@ import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from backend.services.exports import safe_filename
 from meetings.models import ActionItem, Meeting, Summary, Transcript, TranscriptSegment
+from mi_testing.objectstore import MediaUnderTest
 
 # Times that need real rounding, an hour boundary, and texts that would break naive writers:
 # markup characters, an arrow, a line break inside a segment, non-ASCII.
@@ -288,10 +288,10 @@ def test_a_hostile_title_cannot_break_the_header(client: httpx.Client, database_
 
 
 def test_audio_streams_with_range_requests(
-    client: httpx.Client, database_url: str, media_dir: Path, wav: bytes
+    client: httpx.Client, database_url: str, media: MediaUnderTest, wav: bytes
 ) -> None:
     meeting_id = add_meeting(database_url)
-    (media_dir / f"{meeting_id.hex}.wav").write_bytes(wav)
+    media.put(f"{meeting_id.hex}.wav", wav)
     url = f"/api/v1/meetings/{meeting_id}/audio"
 
     whole = client.get(url)
@@ -325,9 +325,9 @@ def test_audio_whose_file_is_gone_says_so(client: httpx.Client, database_url: st
 
 
 def test_audio_never_reads_outside_the_media_dir(
-    client: httpx.Client, database_url: str, media_dir: Path
+    client: httpx.Client, database_url: str, media: MediaUnderTest
 ) -> None:
-    (media_dir.parent / "secret.wav").write_bytes(b"RIFF")
+    (media.directory.parent / "secret.wav").write_bytes(b"RIFF")
     meeting_id = add_meeting(database_url, media_filename="../secret.wav")
     reply = client.get(f"/api/v1/meetings/{meeting_id}/audio")
     assert reply.status_code == 404

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -17,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from backend.web.templating import CONTENT_SECURITY_POLICY
 from mi_testing import ApiServer
+from mi_testing.objectstore import MediaUnderTest
 
 API_TOKEN = "test-token-0123456789abcdef"  # conftest's settings use this token
 UUID = r"[0-9a-f-]{36}"
@@ -212,10 +212,10 @@ def test_unknown_page_is_html_but_unknown_api_path_stays_json(browser: httpx.Cli
 
 
 def test_delete_needs_confirmation_and_the_form_token(
-    browser: httpx.Client, add_meeting: Callable[..., uuid.UUID], media_dir: Path
+    browser: httpx.Client, add_meeting: Callable[..., uuid.UUID], media: MediaUnderTest
 ) -> None:
     meeting_id = add_meeting(title="Doomed")
-    (media_dir / f"{meeting_id.hex}.wav").write_bytes(b"RIFF")
+    media.put(f"{meeting_id.hex}.wav", b"RIFF")
     confirm = browser.get(f"/meetings/{meeting_id}/delete")
     assert "Delete “Doomed”?" in confirm.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', confirm.text)
@@ -228,7 +228,7 @@ def test_delete_needs_confirmation_and_the_form_token(
     done = browser.post(f"/meetings/{meeting_id}/delete", data={"csrf_token": token.group(1)})
     assert done.status_code == 303 and done.headers["location"] == "/?deleted=1"
     assert "The meeting was deleted" in browser.get("/?deleted=1").text
-    assert not (media_dir / f"{meeting_id.hex}.wav").exists()
+    assert f"{meeting_id.hex}.wav" not in media.names()
     gone = browser.post(f"/meetings/{meeting_id}/delete", data={"csrf_token": token.group(1)})
     assert gone.status_code == 404
 

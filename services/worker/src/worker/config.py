@@ -12,14 +12,16 @@ from common.database import sqlalchemy_url
 from common.environments import DEV_PORTS
 from common.settings import ServiceSettings
 from meetings.pipeline import ALL_QUEUES
+from recordings import MediaSettings
 
 SERVICE_NAME = "worker"
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
 
 
-class WorkerSettings(ServiceSettings):
-    """Every key the worker reads. Field names map to upper-case env vars."""
+class WorkerSettings(ServiceSettings, MediaSettings):
+    """Every key the worker reads. Field names map to upper-case env vars; the recordings
+    store's keys (MEDIA_STORE, MEDIA_DIR, S3_*) come from MediaSettings."""
 
     database_url: str = Field(description="SQLAlchemy URL of the Postgres database.")
     redis_url: str = Field(description="Redis URL of the Celery broker.")
@@ -29,8 +31,10 @@ class WorkerSettings(ServiceSettings):
     llm_url: str = Field(
         f"http://127.0.0.1:{DEV_PORTS['LLM_PORT']}", description="Base URL of the llm service."
     )
-    media_dir: Path = Field(
-        Path(".data/dev/media"), description="Where the backend stored the uploaded recordings."
+    worker_scratch_dir: Path | None = Field(
+        None,
+        description="Where a recording from an object store is downloaded while it is "
+        "transcribed (deleted after); unset means the system's temporary directory.",
     )
 
     worker_queues: str = Field(

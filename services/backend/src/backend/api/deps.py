@@ -15,6 +15,7 @@ from psycopg import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.config import BackendSettings
+from recordings import MediaStore
 
 
 def get_settings(request: Request) -> BackendSettings:
@@ -38,7 +39,13 @@ def get_task_queue(request: Request) -> Celery:
     return queue
 
 
+def get_media(request: Request) -> MediaStore:
+    media: MediaStore = request.app.state.media
+    return media
+
+
 SettingsDep = Annotated[BackendSettings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection)]
 TaskQueueDep = Annotated[Celery, Depends(get_task_queue)]
+MediaDep = Annotated[MediaStore, Depends(get_media)]

@@ -1,17 +1,15 @@
-"""Stream a multipart upload straight to the media directory, enforcing size and type.
+"""Stream a multipart upload straight into the recordings store, enforcing size and type.
 
 Starlette's form parser spools the whole body before a route runs, so a 5 GB upload would
 be read in full just to be refused. Parsing the stream here lets us stop at the first chunk
-past the limit, or at the first bytes that are not audio, and delete what was written.
+past the limit, or at the first bytes that are not audio, and discard what was written. The
+store (a directory or a bucket, see libs/recordings) holds at most one part in memory.
 """
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
 
 import anyio
 from python_multipart.exceptions import FormParserError
@@ -19,6 +17,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from backend.services.audio_types import SNIFF_BYTES, SUPPORTED, AudioType, sniff
+from recordings import MediaStore, RecordingWriter, StoreUnavailableError
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
@@ -38,15 +37,11 @@ class UploadError(Exception):
 
 @dataclass
 class StoredUpload:
-    path: Path
+    filename: str  # its name in the store
     size: int
     audio_type: AudioType
     original_filename: str | None
     fields: dict[str, str]
-
-    @property
-    def filename(self) -> str:
-        return self.path.name
 
 
 @dataclass
@@ -143,13 +138,24 @@ def too_large_message(max_bytes: int) -> str:
     )
 
 
-class _Sink:
-    """The file being written; removed unless `keep()` is called."""
+def store_unavailable_message(exc: StoreUnavailableError) -> str:
+    return (
+        f"The recordings store is unavailable ({exc.problem}), so nothing was stored; "
+        "retry the upload in a moment or check `inv health`."
+    )
 
-    def __init__(self, media_dir: Path) -> None:
+
+class _Sink:
+    """The recording being written; discarded unless `finish()` completes.
+
+    The first SNIFF_BYTES decide the format, hence the name (`<uuid>.<ext>`), before anything
+    reaches the store: a bucket cannot rename an object cheaply.
+    """
+
+    def __init__(self, store: MediaStore) -> None:
+        self.store = store
         self.stem = uuid.uuid4().hex
-        self.partial = media_dir / f".incoming-{self.stem}.part"
-        self.handle: IO[bytes] | None = None
+        self.writer: RecordingWriter | None = None
         self.size = 0
         self.head = bytearray()
         self.audio_type: AudioType | None = None
@@ -157,44 +163,54 @@ class _Sink:
     async def write(self, chunk: bytes, max_bytes: int) -> None:
         if self.size + len(chunk) > max_bytes:
             raise UploadError(413, too_large_message(max_bytes))
-        if self.audio_type is None:
-            self.head.extend(chunk[: SNIFF_BYTES - len(self.head)])
-            if len(self.head) >= SNIFF_BYTES:
-                self._sniff()
-        if self.handle is None:
-            self.handle = await anyio.to_thread.run_sync(self.partial.open, "xb")
-        await anyio.to_thread.run_sync(self.handle.write, chunk)
         self.size += len(chunk)
+        if self.audio_type is None:
+            self.head.extend(chunk)
+            if len(self.head) < SNIFF_BYTES:
+                return
+            self._sniff()
+            chunk, self.head = bytes(self.head), bytearray()
+        await self._send(chunk)
+
+    async def _send(self, chunk: bytes) -> None:
+        try:
+            if self.writer is None:
+                assert self.audio_type is not None
+                name = f"{self.stem}.{self.audio_type.extension}"
+                self.writer = self.store.create(name)
+            await anyio.to_thread.run_sync(self.writer.write, chunk)
+        except StoreUnavailableError as exc:
+            raise UploadError(503, store_unavailable_message(exc)) from None
 
     def _sniff(self) -> None:
-        self.audio_type = sniff(bytes(self.head))
+        self.audio_type = sniff(bytes(self.head[:SNIFF_BYTES]))
         if self.audio_type is None:
             raise UploadError(415, f"The file is not a supported audio format; upload {SUPPORTED}.")
 
-    async def finish(self) -> Path:
+    async def finish(self) -> str:
         if self.size == 0:
             raise UploadError(422, f"The `{FILE_FIELD}` part is empty; attach the recording.")
         if self.audio_type is None:  # shorter than SNIFF_BYTES
             self._sniff()
-        assert self.handle is not None and self.audio_type is not None
-        handle = self.handle
-        await anyio.to_thread.run_sync(handle.close)
-        final = self.partial.with_name(f"{self.stem}.{self.audio_type.extension}")
-        self.partial.rename(final)
-        return final
+            await self._send(bytes(self.head))
+        assert self.writer is not None
+        try:
+            await anyio.to_thread.run_sync(self.writer.commit)
+        except StoreUnavailableError as exc:
+            raise UploadError(503, store_unavailable_message(exc)) from None
+        return self.writer.name
 
     def discard(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.partial.unlink()
+        if self.writer is not None:
+            self.writer.abort()
 
 
-async def receive_upload(request: Request, media_dir: Path, max_bytes: int) -> StoredUpload:
-    """Parse the request body, writing the `file` part under a generated name in media_dir.
+async def receive_upload(request: Request, store: MediaStore, max_bytes: int) -> StoredUpload:
+    """Parse the request body, writing the `file` part under a generated name into `store`.
 
-    Raises UploadError (413/415/422) as soon as the input is known to be unacceptable; no
-    partial file survives any failure, including a client disconnect.
+    Raises UploadError (413/415/422, 503 when the store is unavailable) as soon as the input
+    is known to be unacceptable; nothing partial survives any failure, including a client
+    disconnect.
     """
     boundary = _boundary(request)
     _check_declared_length(request, max_bytes)
@@ -211,7 +227,7 @@ async def receive_upload(request: Request, media_dir: Path, max_bytes: int) -> S
             "on_headers_finished": receiver.on_headers_finished,
         },
     )
-    sink = _Sink(media_dir)
+    sink = _Sink(store)
     try:
         try:
             async for chunk in request.stream():
@@ -232,14 +248,16 @@ async def receive_upload(request: Request, media_dir: Path, max_bytes: int) -> S
             )
         if not receiver.file_finished:
             raise UploadError(422, "The multipart body ended in the middle of the file.")
-        path = await sink.finish()
+        filename = await sink.finish()
     except BaseException:
-        # BaseException: cancellation (client gone, server shutdown) must not leave files.
-        sink.discard()
+        # BaseException: cancellation (client gone, server shutdown) must not leave files;
+        # shielded, so a cancelled request still gets its partial upload aborted.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(sink.discard)
         raise
     assert sink.audio_type is not None
     return StoredUpload(
-        path=path,
+        filename=filename,
         size=sink.size,
         audio_type=sink.audio_type,
         original_filename=_safe_original_name(receiver.file_filename),

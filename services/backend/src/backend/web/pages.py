@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from backend.api.deps import ReadConnectionDep, SessionDep, SettingsDep
+from backend.api.deps import MediaDep, ReadConnectionDep, SessionDep, SettingsDep
 from backend.api.routes import meetings as meetings_api
 from backend.services.audio_types import SUPPORTED
 from backend.services.meeting_json import meeting_json
@@ -163,7 +163,7 @@ async def delete(
     request: Request,
     session: PageSessionDep,
     db: SessionDep,
-    settings: SettingsDep,
+    media: MediaDep,
     meeting_id: str,
     csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
 ) -> Response:
@@ -176,7 +176,7 @@ async def delete(
         )
     try:
         # The API's own deletion: row, results and recording, in that order.
-        await meetings_api.delete_meeting(ident, db, settings)
+        await meetings_api.delete_meeting(ident, db, media)
     except HTTPException as exc:
         if exc.status_code == status.HTTP_404_NOT_FOUND:
             raise _meeting_gone(meeting_id) from None

@@ -9,14 +9,13 @@ what to do while that is not the case.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse
 
 from backend.api import API_PREFIX
-from backend.api.deps import ReadConnectionDep, SettingsDep
+from backend.api.deps import MediaDep, ReadConnectionDep
 from backend.schemas import ErrorBody, MeetingOut
 from backend.services.exports import (
     TRANSCRIPT_FORMATS,
@@ -27,6 +26,8 @@ from backend.services.exports import (
     transcript_export,
 )
 from backend.services.meeting_json import meeting_json
+from backend.services.recording_response import recording_response
+from recordings import RecordingMissingError, StoreUnavailableError, safe_name
 
 router = APIRouter(prefix=f"{API_PREFIX}/meetings", tags=["exports"])
 
@@ -121,12 +122,13 @@ _RECORDING_SQL = "SELECT media_filename, content_type FROM meetings WHERE id = %
     responses={
         404: {"model": ErrorBody, "description": "No such meeting, or its file is missing"},
         206: {"description": "The requested byte range"},
+        503: {"model": ErrorBody, "description": "The recordings store is unavailable"},
     },
     response_class=FileResponse,
 )
 async def recording(
-    meeting_id: uuid.UUID, conn: ReadConnectionDep, settings: SettingsDep
-) -> FileResponse:
+    request: Request, meeting_id: uuid.UUID, conn: ReadConnectionDep, media: MediaDep
+) -> Response:
     cursor = await conn.execute(_RECORDING_SQL, {"id": meeting_id})
     row = await cursor.fetchone()
     if row is None:
@@ -134,12 +136,20 @@ async def recording(
     media_filename, content_type = str(row[0]), str(row[1])
     # The name is generated at upload (never the client's); refuse anything that is not a
     # plain file name anyway, so a bad row can never read outside the media directory.
-    path = settings.media_dir / media_filename
-    if Path(media_filename).name != media_filename or not path.is_file():
+    missing = HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"The recording of meeting {meeting_id} is missing from the media directory "
+        "(MEDIA_DIR) or bucket (S3_BUCKET); restore it from a backup (`inv backup.restore`).",
+    )
+    if not safe_name(media_filename):
+        raise missing
+    try:
+        return await recording_response(request, media, media_filename, content_type)
+    except RecordingMissingError:
+        raise missing from None
+    except StoreUnavailableError as exc:
         raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            f"The recording of meeting {meeting_id} is missing from the media directory "
-            "(MEDIA_DIR); restore it from a backup (`inv backup.restore`).",
-        )
-    # FileResponse answers Range / If-Range itself (206, 416) and sets ETag and Last-Modified.
-    return FileResponse(path, media_type=content_type)
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"The recordings store is unavailable ({exc.problem}); retry in a moment or "
+            "check `inv health`.",
+        ) from None

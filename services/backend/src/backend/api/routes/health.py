@@ -8,7 +8,13 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from backend.config import SERVICE_NAME
-from backend.health_checks import database_check, llm_check, redis_check, whisper_check
+from backend.health_checks import (
+    database_check,
+    llm_check,
+    media_check,
+    redis_check,
+    whisper_check,
+)
 from common.health import run_checks
 from common.metrics import render_latest
 
@@ -33,6 +39,7 @@ async def ready(request: Request) -> JSONResponse:
             redis_check(state.redis),
             whisper_check(state.whisper_channel),
             llm_check(state.http, state.settings.llm_url),
+            media_check(state.media),
         ]
     )
     body: dict[str, Any] = {"service": SERVICE_NAME, **report.as_dict()}

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import func, select
 
 from backend.api import API_PREFIX
-from backend.api.deps import ReadConnectionDep, SessionDep, SettingsDep, TaskQueueDep
+from backend.api.deps import MediaDep, ReadConnectionDep, SessionDep, SettingsDep, TaskQueueDep
 from backend.schemas import (
     ErrorBody,
     MeetingCreated,
@@ -24,6 +24,7 @@ from backend.services.meeting_json import meeting_json
 from backend.services.task_queue import EnqueueError, enqueue_meeting
 from backend.services.uploads import UploadError, receive_upload
 from meetings.models import TITLE_MAX, VOCABULARY_MAX, Meeting, MeetingStatus
+from recordings import MediaStore, StoreError
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix=f"{API_PREFIX}/meetings", tags=["meetings"])
@@ -65,6 +66,14 @@ def _not_found(meeting_id: uuid.UUID) -> HTTPException:
     )
 
 
+async def _discard(media: MediaStore, name: str) -> None:
+    """Remove a recording nobody will reference; an orphan left by a store error is harmless."""
+    try:
+        await anyio.to_thread.run_sync(media.delete, name)
+    except StoreError as exc:
+        logger.warning("could not remove the unused recording %s: %s", name, exc)
+
+
 def _title(fields: dict[str, str], original_filename: str | None) -> str:
     title = " ".join(fields.get("title", "").split())
     if not title and original_filename:
@@ -81,7 +90,7 @@ def _title(fields: dict[str, str], original_filename: str | None) -> str:
         413: {"model": ErrorBody, "description": "Larger than MAX_UPLOAD_MB"},
         415: {"model": ErrorBody, "description": "Not a supported audio format"},
         422: {"model": ErrorBody, "description": "Malformed form"},
-        503: {"model": ErrorBody, "description": "Task queue unavailable"},
+        503: {"model": ErrorBody, "description": "Task queue or recordings store unavailable"},
     },
 )
 async def create_meeting(
@@ -90,9 +99,10 @@ async def create_meeting(
     session: SessionDep,
     settings: SettingsDep,
     task_queue: TaskQueueDep,
+    media: MediaDep,
 ) -> MeetingCreated:
     try:
-        upload = await receive_upload(request, settings.media_dir, settings.max_upload_bytes)
+        upload = await receive_upload(request, media, settings.max_upload_bytes)
     except UploadError as exc:
         raise HTTPException(exc.status_code, exc.detail) from None
 
@@ -103,7 +113,7 @@ async def create_meeting(
         ("vocabulary", vocabulary or "", VOCABULARY_MAX),
     ):
         if len(value) > limit:
-            upload.path.unlink(missing_ok=True)
+            await _discard(media, upload.filename)
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"`{name}` is {len(value)} characters; shorten it to at most {limit}.",
@@ -122,7 +132,8 @@ async def create_meeting(
     try:
         await session.commit()
     except BaseException:
-        upload.path.unlink(missing_ok=True)
+        with anyio.CancelScope(shield=True):
+            await _discard(media, upload.filename)
         raise
 
     # Enqueue only after the commit: a worker must never receive an id it cannot read yet.
@@ -133,7 +144,7 @@ async def create_meeting(
         # A row nobody will ever process is worse than none: undo, so a retry is clean.
         await session.delete(meeting)
         await session.commit()
-        upload.path.unlink(missing_ok=True)
+        await _discard(media, upload.filename)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "The task queue (Redis) is unavailable, so nothing was stored; "
@@ -191,16 +202,16 @@ async def get_meeting(meeting_id: uuid.UUID, conn: ReadConnectionDep) -> Respons
     summary="Delete a meeting, its results and its recording",
     responses={404: {"model": ErrorBody}},
 )
-async def delete_meeting(meeting_id: uuid.UUID, session: SessionDep, settings: SettingsDep) -> None:
+async def delete_meeting(meeting_id: uuid.UUID, session: SessionDep, media: MediaDep) -> None:
     meeting = await session.get(Meeting, meeting_id)
     if meeting is None:
         raise _not_found(meeting_id)
-    media = settings.media_dir / meeting.media_filename
+    name = meeting.media_filename
     await session.delete(meeting)
     await session.commit()
-    # After the commit: if unlinking fails the meeting is still gone, and an orphan file is
-    # harmless, whereas a row pointing at a deleted file would break the worker.
+    # After the commit: if removing fails the meeting is still gone, and an orphan recording
+    # is harmless, whereas a row pointing at a deleted recording would break the worker.
     try:
-        media.unlink(missing_ok=True)
-    except OSError as exc:
-        logger.warning("meeting %s deleted but its file %s remains: %s", meeting_id, media, exc)
+        await anyio.to_thread.run_sync(media.delete, name)
+    except (StoreError, OSError) as exc:
+        logger.warning("meeting %s deleted but its recording %s remains: %s", meeting_id, name, exc)
