@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from backend.config import BackendSettings
 from backend.main import create_app
 from mi_testing import ApiServer, ServiceProcess, speech, subprocess_env
+from mi_testing.objectstore import MediaUnderTest
 
 API_TOKEN = "worker-test-token-0123456789"
 
@@ -35,13 +36,20 @@ def long_spoken_wav(spoken_wav: Path) -> Path:
 
 @pytest.fixture
 def worker_env(
-    database_url: str, redis_url: str, media_dir: Path, llm_url: str, whisper_target: str
+    database_url: str,
+    redis_url: str,
+    media: MediaUnderTest,
+    llm_url: str,
+    whisper_target: str,
+    tmp_path: Path,
 ) -> dict[str, str]:
-    """Environment of a test worker: real services, short retry and recovery timings."""
+    """Environment of a test worker: real services, short retry and recovery timings. Its
+    recordings come from MEDIA_DIR, or from a bucket when MI_MEDIA_STORE=s3 (`nox -s s3`)."""
     return {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "MEDIA_DIR": str(media_dir),
+        **media.env,
+        "WORKER_SCRATCH_DIR": str(tmp_path / "worker-scratch"),
         "WHISPER_URL": whisper_target,
         "LLM_URL": llm_url,
         "LOG_JSON": "false",
@@ -95,13 +103,13 @@ def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[StartWo
 
 @pytest.fixture
 def api_settings(
-    database_url: str, redis_url: str, media_dir: Path, llm_url: str, whisper_target: str
+    database_url: str, redis_url: str, media: MediaUnderTest, llm_url: str, whisper_target: str
 ) -> BackendSettings:
     return BackendSettings(
         database_url=database_url,
         redis_url=redis_url,
         api_token=API_TOKEN,
-        media_dir=media_dir,
+        **media.fields,
         whisper_url=whisper_target,
         llm_url=llm_url,
     )

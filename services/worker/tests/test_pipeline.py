@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from mi_testing import ServiceProcess, free_port
+from mi_testing.objectstore import MediaUnderTest
 
 pytestmark = pytest.mark.slow
 
@@ -236,3 +237,21 @@ def test_soft_time_limit_fails_the_meeting_with_the_reason(
     assert body["status"] == "failed"
     assert body["error"].startswith("transcription: took longer than 1s (WORKER_SOFT_TIME_LIMIT)")
     assert worker.alive()
+
+
+def test_a_recording_deleted_behind_the_apps_back_fails_that_meeting_only(
+    client: httpx.Client, start_worker: StartWorker, spoken_wav: Path, media: MediaUnderTest
+) -> None:
+    gone_id = upload(client, spoken_wav, title="Gone")
+    (name,) = media.names()
+    media.remove(name)  # an operator cleaning the bucket (or MEDIA_DIR) by hand
+    kept_id = upload(client, spoken_wav, title="Kept")
+    worker = start_worker()
+
+    gone = wait_for_status(client, gone_id, {"done", "failed"}, timeout=120, workers=[worker])
+    assert gone["status"] == "failed"
+    assert gone["error"].startswith(f"transcription: the recording {name} is missing from")
+    kept = wait_for_status(client, kept_id, {"done", "failed"}, timeout=120, workers=[worker])
+    assert kept["status"] == "done", kept["error"]
+    assert worker.alive()
+    assert "Traceback" not in worker.log()

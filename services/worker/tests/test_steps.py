@@ -3,7 +3,6 @@ idempotent, and every failure is classified as transient or permanent."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from meetings.models import Meeting
+from mi_testing.objectstore import MediaUnderTest
 from worker import resources
 from worker.config import WorkerSettings
 from worker.errors import MeetingFinishedError, MeetingGoneError, PermanentError, TransientError
@@ -27,14 +27,15 @@ def res(worker_env: dict[str, str]) -> Iterator[resources.Resources]:
 
 @pytest.fixture
 def new_meeting(
-    res: resources.Resources, spoken_wav: Path, media_dir: Path
+    res: resources.Resources, spoken_wav: Path, media: MediaUnderTest
 ) -> Callable[..., uuid.UUID]:
     """Insert a queued meeting whose recording is the spoken test audio."""
 
     def create(title: str = "Budget planning", audio: Path | None = None) -> uuid.UUID:
         meeting_id = uuid.uuid4()
         name = f"{meeting_id.hex}.wav"
-        shutil.copy(audio or spoken_wav, media_dir / name)
+        data = (audio or spoken_wav).read_bytes()
+        media.put(name, data)
         with res.sessions() as session, session.begin():
             session.add(
                 Meeting(
@@ -43,7 +44,7 @@ def new_meeting(
                     status="queued",
                     media_filename=name,
                     content_type="audio/wav",
-                    size_bytes=(media_dir / name).stat().st_size,
+                    size_bytes=len(data),
                 )
             )
         return meeting_id
@@ -117,12 +118,13 @@ def test_deleted_meeting_stops_the_pipeline(
 
 
 def test_missing_recording_is_permanent(
-    res: resources.Resources, new_meeting: Callable[..., uuid.UUID], media_dir: Path
+    res: resources.Resources, new_meeting: Callable[..., uuid.UUID], media: MediaUnderTest
 ) -> None:
     meeting_id = new_meeting()
-    for file in media_dir.iterdir():
-        file.unlink()
-    with pytest.raises(PermanentError, match="MEDIA_DIR"):
+    for name in media.names():
+        media.remove(name)  # behind the app's back
+    expected = "MEDIA_DIR" if media.kind == "local" else "deleted outside the app"
+    with pytest.raises(PermanentError, match=expected):
         transcribe.run(res, meeting_id)
 
 

@@ -1,4 +1,5 @@
-"""Per-process clients: database, Redis, the llm service (HTTP) and whisper (gRPC).
+"""Per-process clients: database, Redis, the recordings store, the llm service (HTTP) and
+whisper (gRPC).
 
 Built lazily in the process that uses them: Celery's prefork pool forks children from the
 main process, and neither database connections nor gRPC channels survive a fork.
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from meetings.session import sync_engine, sync_sessions
+from recordings import MediaStore, open_store
 from worker.analyzer import Analyzer, LLMAnalyzer
 from worker.config import WorkerSettings, get_settings
 from worker.transcriber import Transcriber, WhisperTranscriber
@@ -27,6 +29,7 @@ class Resources:
     engine: Engine
     sessions: sessionmaker[Session]
     redis: Redis
+    media: MediaStore
     _transcriber: Transcriber | None = field(default=None, repr=False)
     _analyzer: Analyzer | None = field(default=None, repr=False)
 
@@ -63,6 +66,7 @@ def build(settings: WorkerSettings) -> Resources:
         engine=engine,
         sessions=sync_sessions(engine),
         redis=Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
+        media=open_store(settings),
     )
 
 

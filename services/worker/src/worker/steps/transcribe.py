@@ -1,17 +1,25 @@
-"""Step 1: speech to text through the whisper service."""
+"""Step 1: speech to text through the whisper service.
+
+The recording comes from the recordings store (a directory, or a bucket: downloaded into
+scratch space for the call, removed after), never from the backend's disk.
+"""
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import uuid
+from pathlib import Path
 
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from meetings.models import MeetingStatus, Transcript, TranscriptSegment
+from recordings import RecordingMissingError, StoreUnavailableError
 from worker import store
-from worker.errors import PermanentError
+from worker.errors import PermanentError, TransientError
 from worker.resources import Resources
+from worker.transcriber import TranscriptResult
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +32,9 @@ def run(res: Resources, meeting_id: uuid.UUID) -> bool:
         if existing is not None:
             return False
         store.advance(session, meeting_id, MeetingStatus.TRANSCRIBING)
-        media = res.settings.media_dir / meeting.media_filename
+        name = meeting.media_filename
 
-    if not media.is_file():
-        raise PermanentError(
-            f"the recording {meeting.media_filename} is not in MEDIA_DIR ({media.parent}); "
-            "check that backend and worker share MEDIA_DIR, then upload again"
-        )
-    result = res.transcriber.transcribe(media)
+    result = _transcribe(res, name)
     logger.info(
         "transcribed meeting %s: %.1fs of audio in %.1fs (%s)",
         meeting_id,
@@ -74,3 +77,24 @@ def run(res: Resources, meeting_id: uuid.UUID) -> bool:
         # The transcript is visible from now on; what the meeting waits for next is analysis.
         store.advance(session, meeting_id, MeetingStatus.ANALYZING)
     return True
+
+
+def _transcribe(res: Resources, name: str) -> TranscriptResult:
+    scratch = res.settings.worker_scratch_dir or Path(tempfile.gettempdir())
+    try:
+        with res.media.fetch(name, scratch) as path:
+            return res.transcriber.transcribe(path)
+    except RecordingMissingError as exc:
+        where = res.media.describe()
+        hint = (
+            "check that backend and worker share MEDIA_DIR (or use MEDIA_STORE=s3), then "
+            "upload again"
+            if res.media.kind == "local"
+            else "it was deleted outside the app: restore it from a backup or upload again"
+        )
+        raise PermanentError(f"the recording {name} is missing from {where}; {hint}") from exc
+    except StoreUnavailableError as exc:
+        # The store is down or refuses us: retry later (bounded), saying which.
+        raise TransientError(f"the recordings store: {exc.problem}") from exc
+    except OSError as exc:
+        raise TransientError(f"could not download {name} into {scratch}: {exc}") from exc
