@@ -19,6 +19,7 @@ DEV_PORTS: Final[dict[str, int]] = {
     "WHISPER_METRICS_PORT": 9101,
     "POSTGRES_PORT": 5433,
     "REDIS_PORT": 6380,
+    "OBJECTSTORE_PORT": 9010,
 }
 """dev's ports, which are also every service's built-in default."""
 

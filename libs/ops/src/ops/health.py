@@ -154,6 +154,25 @@ def worker_probe(redis_url: str) -> Any:
     return probe
 
 
+def media_probe(values: Mapping[str, str]) -> Any:
+    """The recordings store answers, and takes a write and a delete (a key that may only read
+    is named here, not at the first upload)."""
+
+    def probe() -> str:
+        from ops import media
+        from recordings import StoreError
+
+        try:
+            return media.store_for(values).check(write=True)
+        except StoreError as exc:
+            raise RuntimeError(f"{exc.problem}; {exc.fix}") from None
+
+    async def run() -> str:
+        return await asyncio.to_thread(probe)
+
+    return run
+
+
 def checks_for(values: Mapping[str, str], *, ollama: bool = False) -> list[Check]:
     """The checks of a stack configured by `values` (an env file, interpolated)."""
     backend = f"http://{values['BACKEND_HOST']}:{values['BACKEND_PORT']}"
@@ -172,6 +191,10 @@ def checks_for(values: Mapping[str, str], *, ollama: bool = False) -> list[Check
         Check("llm", http_probe(f"{values['LLM_URL']}/health/ready"), timeout=CHECK_TIMEOUT),
         Check("worker", worker_probe(values["REDIS_URL"]), timeout=CHECK_TIMEOUT + 0.5),
     ]
+    if values.get("MEDIA_STORE") == "s3":
+        # A directory is the backend's own business (its readiness reports it; under compose
+        # it is a volume this machine cannot see); a bucket is shared by every service.
+        checks.append(Check("media", media_probe(values), timeout=CHECK_TIMEOUT + 3))
     if ollama:
         url = str(values["OLLAMA_URL"]).rstrip("/")
         checks.append(

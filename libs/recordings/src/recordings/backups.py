@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recordings.base import CHUNK, Readable, RecordingMissingError, StoreError, safe_name
-from recordings.s3 import S3Bucket, translate
+from recordings.s3 import AWS_ERRORS, S3Bucket, translate
 
 SERVER_COPY_LIMIT = 5 * 1024**3
 """CopyObject copies at most 5 GiB; bigger objects go through a multipart copy."""
@@ -58,7 +58,7 @@ def drop_prefix(store: S3Bucket, prefix: str) -> None:
         _delete_keys(store, list(store.keys(prefix)))
     except StoreError:
         raise
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         raise translate(exc, store.location, "delete") from None
 
 
@@ -89,7 +89,7 @@ def set_aside(store: S3Bucket, names: list[str], run_id: str) -> SetAside:
             continue
         except StoreError:
             raise
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise translate(exc, store.location, "copy", name) from None
         files[name] = size
     return SetAside(run_id, files, missing)
@@ -99,7 +99,7 @@ def open_aside(store: S3Bucket, run_id: str, name: str) -> Readable:
     key = aside_prefix(store, "backup", run_id) + name
     try:
         body: Readable = store.client.get_object(Bucket=store.location.bucket, Key=key)["Body"]
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         raise translate(exc, store.location, "read", name) from None
     return body
 
@@ -118,7 +118,9 @@ def swap_in(store: S3Bucket, restored: Path, run_id: str, swap: Swap | None = No
     """Make the bucket's recordings exactly the files in `restored` (see the module doc).
     `swap` records progress as it goes, so a failure part-way can still be rolled back."""
     swap = swap or Swap(run_id)
-    wanted = {p.name: p.stat().st_size for p in restored.iterdir() if safe_name(p.name)}
+    wanted = {
+        p.name: p.stat().st_size for p in restored.iterdir() if p.is_file() and safe_name(p.name)
+    }
     before = aside_prefix(store, "before", run_id)
     try:
         live = {name: store.stat(name).size for name in store.names()}
@@ -141,9 +143,7 @@ def swap_in(store: S3Bucket, restored: Path, run_id: str, swap: Swap | None = No
                 writer.abort()
                 raise
             swap.uploaded.append(name)
-    except StoreError:
-        raise
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         raise translate(exc, store.location, "restore recordings") from None
     return swap
 
@@ -163,6 +163,6 @@ def rollback(store: S3Bucket, swap: Swap) -> None:
                 "ContentLength"
             ]
             _copy(store, before + name, store.key(name), int(size))
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise translate(exc, store.location, "put back", name) from None
     drop_prefix(store, before)

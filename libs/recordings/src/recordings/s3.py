@@ -21,6 +21,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from recordings.base import (
     CHUNK,
     Readable,
@@ -33,6 +35,9 @@ from recordings.base import (
 )
 
 S3Client = Any  # boto3 builds its clients at run time; there is no class to name
+AWS_ERRORS = (BotoCoreError, ClientError)
+"""What a request can fail with. Never a bare Exception: Celery's soft time limit is raised
+inside whatever runs, and must not be mistaken for an unavailable store."""
 
 PART_SIZE = 8 * 1024 * 1024
 """Multipart part size: S3 needs at least 5 MiB (but the last); 10,000 parts cover 78 GiB."""
@@ -102,10 +107,8 @@ def make_client(location: S3Location) -> S3Client:
 # --- errors: which cause, which setting ------------------------------------------------------
 
 
-def translate(exc: Exception, location: S3Location, action: str, name: str = "") -> StoreError:
+def translate(exc: BaseException, location: S3Location, action: str, name: str = "") -> StoreError:
     """The StoreError that says what `exc` means for `action` (a verb: "read", "write"...)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     where = location.describe()
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -145,7 +148,7 @@ def translate(exc: Exception, location: S3Location, action: str, name: str = "")
             f"the object store failed to {action} ({where}): {code or status} {message}",
             "retry later; `inv health` shows whether the store answers",
         )
-    if isinstance(exc, BotoCoreError | OSError):
+    if isinstance(exc, BotoCoreError):
         return StoreUnavailableError(
             f"the object store at {location.endpoint_url or 'AWS S3'} does not answer "
             f"({type(exc).__name__}: {exc})",
@@ -185,7 +188,7 @@ class S3Writer:
             sent = client.upload_part(
                 Bucket=bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=data
             )
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise translate(exc, self._store.location, "write") from None
         self._parts.append({"ETag": sent["ETag"], "PartNumber": number})
 
@@ -206,7 +209,7 @@ class S3Writer:
                 self._upload_id = None
         except StoreError:
             raise
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise translate(exc, self._store.location, "write") from None
         finally:
             self._buffer.clear()
@@ -218,7 +221,7 @@ class S3Writer:
         upload_id, self._upload_id = self._upload_id, None
         # Unfinished parts cost storage until aborted; an unreachable store keeps them, and a
         # bucket lifecycle rule (AbortIncompleteMultipartUpload) is the backstop.
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*AWS_ERRORS):
             self._store.client.abort_multipart_upload(
                 Bucket=self._store.location.bucket, Key=self._key, UploadId=upload_id
             )
@@ -254,7 +257,7 @@ class S3Bucket:
             head = self.client.head_object(Bucket=self.location.bucket, Key=self.key(name))
         except RecordingMissingError:
             raise
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise translate(exc, self.location, "read", name) from None
         modified = head["LastModified"].astimezone(UTC)  # botocore's tzutc is no datetime.UTC
         return RecordingInfo(name, int(head["ContentLength"]), modified, str(head.get("ETag", "")))
@@ -267,7 +270,7 @@ class S3Bucket:
             got = self.client.get_object(Bucket=self.location.bucket, Key=self.key(name), **extra)
         except RecordingMissingError:
             raise
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise translate(exc, self.location, "read", name) from None
         body: Readable = got["Body"]
         return body
@@ -284,7 +287,7 @@ class S3Bucket:
                         out.write(chunk)
             except StoreError:
                 raise
-            except Exception as exc:
+            except AWS_ERRORS as exc:
                 raise translate(exc, self.location, "read", name) from None
             finally:
                 body.close()
@@ -296,7 +299,7 @@ class S3Bucket:
     def delete(self, name: str) -> None:
         try:
             self.client.delete_object(Bucket=self.location.bucket, Key=self.key(name))
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise translate(exc, self.location, "delete", name) from None
 
     def names(self) -> Iterator[str]:
@@ -313,7 +316,7 @@ class S3Bucket:
             for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix, **extra):
                 for item in page.get("Contents", []):
                     yield str(item["Key"])
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise translate(exc, self.location, "list") from None
 
     def check(self, *, write: bool) -> str:
@@ -322,16 +325,16 @@ class S3Bucket:
             # A listing (not HeadBucket) because its error body names the cause: unknown key,
             # wrong secret, missing bucket, no permission.
             self.client.list_objects_v2(Bucket=bucket, Prefix=self.location.prefix, MaxKeys=1)
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise translate(exc, self.location, "list recordings") from None
         if write:
             probe = f"{self.location.prefix}{PROBE_PREFIX}{uuid.uuid4().hex}"
             try:
                 self.client.put_object(Bucket=bucket, Key=probe, Body=b"")
-            except Exception as exc:
+            except AWS_ERRORS as exc:
                 raise translate(exc, self.location, "write") from None
             try:
                 self.client.delete_object(Bucket=bucket, Key=probe)
-            except Exception as exc:
+            except AWS_ERRORS as exc:
                 raise translate(exc, self.location, "delete") from None
         return self.describe()

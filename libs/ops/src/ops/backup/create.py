@@ -3,8 +3,9 @@
 One transaction (REPEATABLE READ) takes a `FOR KEY SHARE` lock on every meeting row it sees,
 exports its snapshot for pg_dump and counts rows in the same snapshot. The lock blocks deletes
 of those rows (an API DELETE waits, it does not fail) but not the worker's status updates nor
-new uploads. Inside the lock the media files are staged aside (hard links locally: ms), then
-the lock is released and the archive is written from the staged copies. Only files referenced
+new uploads. Inside the lock the media files are staged aside (hard links locally: ms; server-
+side copies in a bucket), then the lock is released and the archive is written from the staged
+copies. Only files referenced
 by dumped rows are archived; uploads still in flight and orphans are not.
 """
 
@@ -34,7 +35,7 @@ from ops.environment import Environment
 from ops.errors import OpsError
 from ops.runtimes import StackData
 
-# The meetings schema: recordings are files in MEDIA_DIR named by meetings.media_filename.
+# The meetings schema: recordings are named by meetings.media_filename, in MEDIA_DIR or a bucket.
 MEDIA_TABLE = "public.meetings"
 MEDIA_COLUMN = "media_filename"
 SNAPSHOT_ATTEMPTS = 5
@@ -192,7 +193,9 @@ def create(
             with ArchiveWriter(path) as writer:
                 writer.add_file(archive.DUMP, dump)
                 for name in sorted(staged.files):
-                    writer.add_file(archive.media_member(name), staged.directory / name)
+                    with staged.open(name) as part:
+                        member = archive.media_member(name)
+                        writer.add_stream(member, part.stream, part.size, mtime=part.mtime)
                 writer.finish(manifest)
         finally:
             if staged is not None:

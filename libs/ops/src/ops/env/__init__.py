@@ -114,6 +114,9 @@ def check(env: Environment) -> list[Problem]:
                 Problem(f"{key}={shown!r}: {error['msg']}", result.lines.get(key or ""), key)
             )
 
+    if not problems and values.get("MEDIA_STORE") == "s3":
+        problems += _store_problems(env, values)
+
     if values.get("APP_ENV", env.name) != env.name:
         problems.append(
             Problem(
@@ -130,6 +133,20 @@ def check(env: Environment) -> list[Problem]:
                 Problem(f"{path.name} is readable by others (mode {mode:o}): chmod 600 {path.name}")
             )
     return problems
+
+
+def _store_problems(env: Environment, values: dict[str, str]) -> list[Problem]:
+    """An external object store is probed (list, write, delete): the settings may all be
+    well-formed and still name a wrong key, a missing bucket or one this key may not write."""
+    from ops import media
+
+    if media.uses_own_store(values):
+        return []  # the stack's own store runs only once the stack is up (`inv health`)
+    try:
+        media.check(values, write=True, env=env.name)
+    except OpsError as exc:
+        return [Problem(f"{exc.problem} ({exc.fix})", key="S3_ENDPOINT_URL")]
+    return []
 
 
 def _weak_secrets(result: Scan, keys: Iterable[str]) -> list[Problem]:

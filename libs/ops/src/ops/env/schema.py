@@ -69,12 +69,47 @@ class StackSettings(BaseSettings):
         description="Port of the API (http://BACKEND_HOST:BACKEND_PORT/docs).",
     )
     api_token: SecretStr = secret("Bearer token for /api/*: `Authorization: Bearer $API_TOKEN`.")
+    media_store: Literal["local", "s3"] = Field(
+        "local",
+        description="Where recordings are stored: local (MEDIA_DIR, one machine) or s3 (a "
+        "bucket of any S3-compatible store: the S3_* keys below).",
+    )
     media_dir: str = Field(
         ".data/dev/media",
         description="Where uploaded recordings are stored (relative to the repo).",
     )
     max_upload_mb: int = Field(
         200, ge=1, description="Largest accepted upload, in MB; larger ones get 413."
+    )
+
+    # object store
+    s3_endpoint_url: str = Field(
+        "",
+        description="S3 API URL of the store (https://s3.eu-west-1.amazonaws.com, "
+        "https://minio.example:9000, https://storage.googleapis.com); empty: the stack's own "
+        "(compose's `objectstore` service, on OBJECTSTORE_PORT).",
+        json_schema_extra=section("object store (MEDIA_STORE=s3)"),
+    )
+    s3_bucket: str = Field(
+        "mi-media",
+        description="Bucket of the recordings; it must exist (the stack's own store makes it).",
+    )
+    s3_region: str = Field("us-east-1", description="Region the bucket is in (signing scope).")
+    s3_access_key_id: str = Field(
+        "mi-media", description="Access key ID for the store (the stack's own store: any name)."
+    )
+    s3_secret_access_key: SecretStr = secret("Secret of S3_ACCESS_KEY_ID.")
+    s3_path_style: bool = Field(
+        True,
+        description="true: endpoint/bucket/key URLs (MinIO, Ceph, rclone, the stack's own); "
+        "false: bucket.endpoint/key (AWS).",
+    )
+    s3_prefix: str = Field(
+        "", description="Key prefix of the recordings, to share a bucket (e.g. meetings/)."
+    )
+    objectstore_port: Port = Field(
+        DEV_PORTS["OBJECTSTORE_PORT"],
+        description="Host port of the stack's own object store (compose dev and staging).",
     )
 
     # postgres
@@ -161,6 +196,29 @@ class StackSettings(BaseSettings):
     def _http_url(cls, value: str) -> str:
         # Validated, but kept as written: AnyHttpUrl would append a "/" to the value.
         AnyHttpUrl(value)
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https:// (or be empty: the own store)")
+        return value
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        from recordings.settings import BUCKET_NAME
+
+        if not BUCKET_NAME.match(value):
+            raise ValueError("3-63 lower-case letters, digits, dots and hyphens")
+        return value
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and not value.endswith("/"):
+            raise ValueError("must end with / (e.g. meetings/)")
         return value
 
     @field_validator("backend_host", "postgres_host", "redis_host", "whisper_host", "llm_host")

@@ -8,10 +8,11 @@ tools (`Endpoint`), the recordings (`MediaStore`) and the app services that writ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ops.environment import Environment
@@ -56,14 +57,30 @@ def safe_media_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\\" not in name and name not in {".", ".."}
 
 
+@dataclass(frozen=True)
+class StagedFile:
+    stream: IO[bytes]
+    size: int
+    mtime: float
+
+
 @dataclass
 class Staged:
-    """Media files gathered for a backup: `directory/<name>` for each of `files`."""
+    """Media files gathered for a backup: `directory/<name>` for each of `files` (stores that
+    are not on this disk override `open`)."""
 
     directory: Path
     files: list[str]
     missing: list[str]
     cleanup: Callable[[], None] = lambda: None
+
+    @contextlib.contextmanager
+    def open(self, name: str) -> Iterator[StagedFile]:
+        """One staged file's bytes, read once into the archive."""
+        path = self.directory / name
+        stat = path.stat()
+        with path.open("rb") as stream:
+            yield StagedFile(stream, stat.st_size, stat.st_mtime)
 
 
 class MediaStore(Protocol):

@@ -23,7 +23,7 @@ from typing import Any
 from ops import project
 from ops.environment import Environment
 from ops.errors import OpsError
-from ops.runtimes.base import ServiceState, StackData
+from ops.runtimes.base import MediaStore, ServiceState, StackData
 
 BASE_FILE = "infra/compose/compose.yaml"
 ALL_PROFILES = "*"
@@ -213,13 +213,16 @@ class ComposeRuntime:
 
     def up(self, *, timeout: float, offline: bool = False) -> None:
         from ops import env as env_files
-        from ops import models
+        from ops import media, models
 
         values = env_files.prepare(self.env)
+        if values.get("MEDIA_STORE") == "s3" and not media.uses_own_store(values):
+            # An external store: prove it usable before anything starts (which key, what to do).
+            media.check(values, write=True, env=self.env.name)
         # The whisper container mounts WHISPER_MODEL_DIR: fill it before the container starts.
         models.provision(self.env, values, offline=offline)
         self._require_engine()
-        self._run(up_command(timeout), profiles=self.profiles, what=f"start {self.env}")
+        self._run(up_command(timeout), profiles=self._profiles(values), what=f"start {self.env}")
 
     def down(self, *, volumes: bool) -> None:
         self._require_engine()
@@ -247,12 +250,16 @@ class ComposeRuntime:
 
     def data(self) -> StackData:
         """Postgres and the media volume reached through the stack's own containers."""
+        from ops.runtimes.bucket import media_for
         from ops.runtimes.compose.data import ComposeApps, ComposeEndpoint, ComposeMedia
 
         values = self.env.values()
         prefix = self.argv([])
         endpoint = ComposeEndpoint(prefix, values["POSTGRES_USER"], values["POSTGRES_DB"])
-        return StackData("compose", endpoint, ComposeMedia(prefix), ComposeApps(prefix))
+        # A bucket is reached from here (an external store, or the stack's own as published on
+        # OBJECTSTORE_PORT); the media volume through a container.
+        media: MediaStore = media_for(values) or ComposeMedia(prefix)
+        return StackData("compose", endpoint, media, ComposeApps(prefix))
 
     # --- beyond the protocol ----------------------------------------------------------------
 
@@ -272,6 +279,13 @@ class ComposeRuntime:
             "images with a BuildKit-capable docker CLI"
         )
         self._run(build_command(service), profiles=self.profiles, what=what, fix=fix)
+
+    def _profiles(self, values: dict[str, str]) -> tuple[str, ...]:
+        """The chosen profiles, plus `objectstore` when the recordings go to the stack's own."""
+        from ops import media
+
+        own = ("objectstore",) if media.uses_own_store(values) else ()
+        return (*self.profiles, *own)
 
     def argv(self, command: Sequence[str], *, profiles: Iterable[str] = ()) -> list[str]:
         """The argv this runtime runs for `command` (with the CLI found on this machine).

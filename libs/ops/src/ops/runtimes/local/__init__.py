@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from ops import binaries, console
 from ops.environment import Environment
 from ops.errors import OpsError
-from ops.runtimes.base import ServiceState, StackData
+from ops.runtimes.base import MediaStore, ServiceState, StackData
 from ops.runtimes.local import stores
 from ops.runtimes.local.data import LocalApps, LocalEndpoint, LocalMedia, NoApps
 from ops.runtimes.local.supervisor import Layout, Program, Supervisor, render_config
@@ -103,6 +103,24 @@ def urls(values: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def _check_media(env: Environment, values: Mapping[str, str]) -> None:
+    """With MEDIA_STORE=s3, the bucket must answer, take a write and a delete before anything
+    starts: a wrong key or a missing bucket is named now, not as failed uploads later."""
+    from ops import media
+
+    if values.get("MEDIA_STORE") != "s3":
+        return
+    if media.uses_own_store(values):
+        raise OpsError(
+            "MEDIA_STORE=s3 with an empty S3_ENDPOINT_URL means the stack's own object store, "
+            "which only the compose runtime runs",
+            f"set S3_ENDPOINT_URL in {env.env_file.name} to your store's URL, or use "
+            "`--runtime compose`, or MEDIA_STORE=local",
+        )
+    detail = media.check(values, write=True, env=env.name)
+    console.say(f"recordings store: {detail} (read, write and delete work)")
+
+
 def _fingerprint(env: Environment) -> str:
     return hashlib.sha256(env.env_file.read_bytes()).hexdigest()
 
@@ -126,6 +144,7 @@ class LocalRuntime:
 
         env = self.env
         values = env_files.prepare(env)
+        _check_media(env, values)
         data = env.data_dir
         sup = self._supervisor()
         progs = programs(env, values)
@@ -344,9 +363,11 @@ class LocalRuntime:
     def data(self) -> StackData:
         """The database through this machine's client tools, MEDIA_DIR on this disk; the
         apps through supervisord when the stack runs, else nothing to stop (data only)."""
+        from ops.runtimes.bucket import media_for
+
         values = self.env.values()
         endpoint = LocalEndpoint(values["DATABASE_URL"])
-        media = LocalMedia(self.env.path(values["MEDIA_DIR"]))
+        media: MediaStore = media_for(values) or LocalMedia(self.env.path(values["MEDIA_DIR"]))
         if self.is_running():
             return StackData("local", endpoint, media, LocalApps(self.env.data_dir, values))
         return StackData("direct", endpoint, media, NoApps(values["DATABASE_URL"]))

@@ -1,0 +1,150 @@
+"""`inv backup.*` with the recordings in a bucket (MEDIA_STORE=s3) on a real S3-protocol server
+(rclone's `serve s3` on loopback) and a real Postgres: the archive holds exactly the objects
+the dumped rows reference, verify (and its drill) checks them, restore puts them back."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from mi_testing.objectstore import MediaUnderTest
+from ops import backup
+from ops import env as env_files
+from ops.backup import archive
+from ops.environment import Environment
+from ops.errors import OpsError
+from recordings.s3 import S3Bucket
+
+
+def configure(root: Path, url: str, media: MediaUnderTest) -> str:
+    """`.env.dev` of the scratch repository: the test database, the test bucket."""
+    env_files.setup(Environment.parse("dev"))
+    path = root / ".env.dev"
+    wanted = {
+        "DATABASE_URL": url,
+        "MEDIA_STORE": "s3",
+        "S3_ENDPOINT_URL": media.fields["s3_endpoint_url"],
+        "S3_BUCKET": media.fields["s3_bucket"],
+        "S3_ACCESS_KEY_ID": media.fields["s3_access_key_id"],
+        "S3_SECRET_ACCESS_KEY": media.fields["s3_secret_access_key"],
+    }
+    lines = []
+    for line in path.read_text().splitlines():
+        key = line.split("=", 1)[0]
+        lines.append(f"{key}={wanted[key]}" if key in wanted else line)
+    path.write_text("\n".join(lines) + "\n")
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def add_meeting(url: str, media: MediaUnderTest, title: str) -> uuid.UUID:
+    """As the upload path does it: the object first, then the row."""
+    meeting_id = uuid.uuid4()
+    name = f"{meeting_id.hex}.wav"
+    data = b"RIFF" + hashlib.sha256(title.encode()).digest() * 40
+    media.put(name, data)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO meetings (id, title, status, media_filename, content_type, size_bytes)"
+            " VALUES (%s, %s, 'done', %s, 'audio/wav', %s)",
+            (meeting_id, title, name, len(data)),
+        )
+    return meeting_id
+
+
+def delete_meeting(url: str, media: MediaUnderTest, meeting_id: uuid.UUID) -> None:
+    """As the API does it: the row first, the object after the commit."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "DELETE FROM meetings WHERE id = %s RETURNING media_filename", (meeting_id,)
+        ).fetchone()
+    assert row is not None
+    media.remove(row[0])
+
+
+def state(url: str, media: MediaUnderTest) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT id, title, media_filename FROM meetings ORDER BY id").fetchall()
+    objects = {n: hashlib.sha256(media.read(n)).hexdigest() for n in media.names()}
+    return {"rows": rows, "objects": objects}
+
+
+def every_key(media: MediaUnderTest) -> list[str]:
+    store = media.store
+    assert isinstance(store, S3Bucket)
+    return sorted(store.keys(""))
+
+
+@pytest.fixture
+def dev(scratch_root: Path, database_url: str, s3_media: MediaUnderTest) -> str:
+    return configure(scratch_root, database_url, s3_media)
+
+
+def test_backup_verify_drill_and_restore_with_s3_media(dev: str, s3_media: MediaUnderTest) -> None:
+    env = Environment.parse("dev")
+    ids = [add_meeting(dev, s3_media, f"meeting {i}") for i in range(3)]
+    before = state(dev, s3_media)
+
+    created = backup.create(env)
+    parts = {p.name.removeprefix("media/"): p.sha256 for p in created.manifest.media_parts}
+    assert parts == before["objects"]
+    assert every_key(s3_media) == sorted(before["objects"])  # the staged copies are gone
+
+    drilled = backup.verify(created.path, drill=True)
+    assert drilled.ok and drilled.drilled, drilled.problems
+    assert archive.verification_state(created.path) == "drilled"
+
+    # Afterwards: a new meeting, one deleted, a stray object, one recording damaged in place.
+    add_meeting(dev, s3_media, "after the backup")
+    delete_meeting(dev, s3_media, ids[0])
+    s3_media.put("stray.wav", b"not from the backup")
+    assert state(dev, s3_media) != before
+
+    backup.restore(env, created.path, yes=True)
+    assert state(dev, s3_media) == before
+    assert every_key(s3_media) == sorted(before["objects"])  # nothing set aside is left
+
+
+def test_a_delete_racing_the_backup_waits_and_the_archive_has_the_recording(
+    dev: str, s3_media: MediaUnderTest
+) -> None:
+    meeting_id = add_meeting(dev, s3_media, "raced")
+    name = f"{meeting_id.hex}.wav"
+    deleted = threading.Event()
+
+    def delete_now() -> None:
+        worker = threading.Thread(
+            target=lambda: (delete_meeting(dev, s3_media, meeting_id), deleted.set())
+        )
+        worker.start()
+        time.sleep(0.5)
+        assert not deleted.is_set(), "the row lock should hold the delete until the backup"
+
+    created = backup.create(Environment.parse("dev"), after_snapshot=delete_now)
+    assert deleted.wait(30)
+    assert [p.name for p in created.manifest.media_parts] == [f"media/{name}"]
+    assert created.manifest.media_missing == []
+    assert name not in s3_media.names()  # deleted after the backup let go of the row
+
+
+def test_backup_names_an_unusable_bucket_and_writes_nothing(
+    scratch_root: Path, database_url: str, s3_media: MediaUnderTest
+) -> None:
+    url = configure(scratch_root, database_url, s3_media)
+    add_meeting(url, s3_media, "one")
+    env_path = scratch_root / ".env.dev"
+    env_path.write_text(
+        env_path.read_text().replace(
+            f"S3_SECRET_ACCESS_KEY={s3_media.fields['s3_secret_access_key']}",
+            "S3_SECRET_ACCESS_KEY=wrong-secret-0123456789abcdef",
+        )
+    )
+    with pytest.raises(OpsError, match="S3_SECRET_ACCESS_KEY is not the secret"):
+        backup.create(Environment.parse("dev"))
+    assert not list((scratch_root / "backups" / "dev").glob("*.tar"))
