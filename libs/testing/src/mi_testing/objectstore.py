@@ -189,7 +189,7 @@ class MotoS3:
         import boto3
 
         return boto3.session.Session().client(
-            service,  # type: ignore[call-overload]
+            service,
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id=key,
