@@ -68,7 +68,7 @@ RULES = {
 # Services whose images work with a read-only root filesystem (writes go to tmpfs/volumes).
 READ_ONLY_IN_PROD = frozenset(
     {"migrate", "backend", "worker", "whisper", "whisper-cuda", "llm", "redis", "nginx"}
-    | {"prometheus"}
+    | {"prometheus", "objectstore"}
 )
 # Which env-file key publishes which container port, per environment that publishes it.
 ENV_PORTS = {
@@ -77,6 +77,7 @@ ENV_PORTS = {
     "whisper": {"WHISPER_PORT": 50051, "WHISPER_METRICS_PORT": 9101},
     "postgres": {"POSTGRES_PORT": 5432},
     "redis": {"REDIS_PORT": 6379},
+    "objectstore": {"OBJECTSTORE_PORT": 9000},
 }
 # A third-party image as compose files must write it: `${POSTGRES_IMAGE:-pgvector/pgvector:pg16}`.
 IMAGE_VARIABLE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*_IMAGE:-[^}]+\}$")

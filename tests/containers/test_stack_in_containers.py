@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 pytestmark = [
@@ -139,6 +140,15 @@ def test_staging_pipeline_on_the_hardened_production_images(
         meeting = spoken_meeting.upload_and_wait(*_api(values), timeout=240)
         report.setdefault("pipeline_seconds", {})["staging"] = round(time.monotonic() - started, 1)
         spoken_meeting.assert_analysed(meeting)
+        # MEDIA_STORE=s3: the recording lives in the objectstore container's bucket, and the
+        # API streams it back from there (a byte range, as a player seeks).
+        url, token = _api(values)
+        audio = httpx.get(
+            f"{url}/api/v1/meetings/{meeting['id']}/audio",
+            headers={"Authorization": f"Bearer {token}", "Range": "bytes=0-3"},
+            timeout=30,
+        )
+        assert audio.status_code == 206 and audio.content == b"RIFF", audio.text[:300]
 
 
 def test_a_broken_dockerfile_fails_the_build_naming_the_service(
