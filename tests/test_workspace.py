@@ -14,6 +14,7 @@ MEMBERS = {
     "libs/common": "common",
     "libs/meetings": "meetings",
     "libs/ops": "ops",
+    "libs/recordings": "recordings",
     "libs/testing": "mi_testing",
     "services/backend": "backend",
     "services/worker": "worker",

@@ -61,7 +61,7 @@ def test_the_whisper_image_installs_the_server_extra():
 
 def test_the_worker_image_gets_the_whisper_client_without_the_server_extra():
     names, members = installed("worker")
-    assert members == {"common", "meetings", "whisper", "llm", "worker"}
+    assert members == {"common", "meetings", "recordings", "whisper", "llm", "worker"}
     assert {"celery", "grpcio", "protobuf", "sqlalchemy", "httpx"} <= names
     assert not names & SPEECH_SERVER
     assert not names & WEB_SERVER  # the llm client comes without the llm's server extra
@@ -72,8 +72,8 @@ def test_the_worker_image_gets_the_whisper_client_without_the_server_extra():
     [
         (
             "backend",
-            {"common", "meetings", "backend"},
-            {"fastapi", "uvicorn", "alembic", "psycopg"},
+            {"common", "meetings", "recordings", "backend"},
+            {"fastapi", "uvicorn", "alembic", "psycopg", "boto3"},
         ),
         ("llm", {"common", "llm"}, {"fastapi", "uvicorn", "httpx"}),
     ],
