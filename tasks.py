@@ -359,6 +359,42 @@ def models_list(c: Context, env: str = "dev", verify: bool = False, json: bool =
     models.show(models.status(_env(env), verify=verify), f"models ({env})", json=json)
 
 
+# --- kubernetes -----------------------------------------------------------------------------
+
+
+@task(
+    name="render",
+    help={
+        "env": ENV_HELP,
+        "tag": "Image tag of the release (default: $IMAGE_TAG, else local).",
+        "registry": "Image name prefix, e.g. registry.example.com/mi (default: $IMAGE_PREFIX, "
+        "else mi).",
+    },
+)
+def k8s_render(c: Context, env: str = "dev", tag: str = "", registry: str = "") -> None:
+    """Print an environment's Kubernetes manifests (its Secret made from .env.<env>), for
+    `| kubectl apply -f -`."""
+    import os
+
+    from ops import k8s
+
+    k8s.show(
+        _env(env),
+        tag=tag or os.environ.get("IMAGE_TAG") or k8s.DEFAULT_TAG,
+        registry=registry or os.environ.get("IMAGE_PREFIX") or k8s.BASE_IMAGE_PREFIX,
+    )
+
+
+@task(name="secrets", help={"env": ENV_HELP})
+def k8s_secrets(c: Context, env: str = "dev") -> None:
+    """Write infra/k8s/overlays/<env>/secrets.env from .env.<env> (git-ignored, mode 0600),
+    for `kubectl apply -k infra/k8s/overlays/<env>`."""
+    from ops import console, k8s
+
+    path = k8s.write_secrets(_env(env))
+    console.say(f"wrote {path} (mode 0600, git-ignored); never commit it")
+
+
 ns = Collection(setup, doctor, up, down, ps, logs, health, build)
 ns.add_collection(Collection("env", env_setup, env_check, env_example))
 ns.add_collection(Collection("db", migrate, revision, downgrade, current, db_check))
@@ -366,3 +402,4 @@ backup = Collection("backup", backup_list, verify, restore)
 backup.add_task(create, default=True)  # `inv backup` is `inv backup.create`
 ns.add_collection(backup)
 ns.add_collection(Collection("models", pull, models_list))
+ns.add_collection(Collection("k8s", k8s_render, k8s_secrets))

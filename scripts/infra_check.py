@@ -8,6 +8,9 @@
 3. policy: each environment's merged config (the real `docker-compose ... config`, which merges
    the overlay and interpolates a throwaway env file generated from ops.env.schema) and the
    Dockerfiles, against the rules in RULES.
+4. kubernetes: each overlay of infra/k8s rendered (`inv k8s.render`'s code, kubectl's
+   kustomize, a throwaway Secret), validated strictly against the Kubernetes API schemas
+   (kubernetes-validate) and KEDA's CRDs, and held to the same policy as compose.
 
 Every finding names the file and the rule, e.g.
     infra/compose/compose.prod.yaml: [prod-publishes-only-nginx] postgres publishes 5432 ...
@@ -63,6 +66,18 @@ RULES = {
     "dockerfile-per-service": "every service has a Dockerfile",
     "dockerignore": ".dockerignore keeps secrets, state and tooling out of the context",
     "hadolint": "hadolint finds nothing (rule codes DLxxxx/SCxxxx)",
+    "k8s-render": "every Kubernetes overlay renders (kustomize)",
+    "k8s-schema": "every rendered object validates strictly (Kubernetes API, KEDA CRDs)",
+    "k8s-limits": "every container (init too) requests and limits CPU and memory",
+    "k8s-probes": "every long-running container has startup, readiness and liveness probes",
+    "k8s-non-root": "pods run as a non-root user; containers read-only, no privileges",
+    "k8s-image-pinned": "every image is tagged, and never :latest",
+    "k8s-no-default-secrets": "no Secret value is a placeholder, none is committed",
+    "k8s-worker-grace": "the worker's grace period outlasts its task time limit",
+    "k8s-pdb": "PodDisruptionBudgets use maxUnavailable >= 1: a drain is never blocked",
+    "k8s-spread": "replicated Deployments spread over nodes (topologySpreadConstraints)",
+    "k8s-autoscaling": "the backend scales on CPU (HPA), the worker on its queues (KEDA)",
+    "k8s-network": "ingress is denied by default; whisper and llm admit only the worker",
 }
 
 # Services whose images work with a read-only root filesystem (writes go to tmpfs/volumes).
@@ -710,6 +725,373 @@ def check_dockerignore(root: Path) -> list[Violation]:
     return found
 
 
+# --- 4. Kubernetes ------------------------------------------------------------------------------
+
+K8S_DIR = Path("infra/k8s")
+K8S_VERSION = "1.33"  # the oldest Kubernetes minor the manifests must validate against
+LONG_RUNNING_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
+WORKLOAD_KINDS = LONG_RUNNING_KINDS | {"Job", "CronJob"}
+# The example hosts a throwaway staging/prod env file names (they reach external services).
+EXTERNAL_HOSTS = {
+    "POSTGRES_HOST": "postgres.db.example.internal",
+    "REDIS_HOST": "redis.cache.example.internal",
+    "S3_ENDPOINT_URL": "https://s3.eu-west-1.amazonaws.com",
+}
+
+
+def k8s_overlays(root: Path) -> list[str]:
+    return sorted(p.parent.name for p in (root / K8S_DIR / "overlays").glob("*/kustomization.yaml"))
+
+
+def throwaway_k8s_secrets(env: str) -> str:
+    """The Secret's env file for `env` from a throwaway env file (external hosts outside dev)."""
+    from ops import k8s
+    from ops.env import file
+    from ops.environment import Environment
+
+    values = throwaway_env(env)
+    if env not in k8s.IN_CLUSTER_DATA:
+        values.update(EXTERNAL_HOSTS)
+    secret = k8s.secret_values(Environment.parse(env), file.interpolate(values))
+    return "".join(f"{key}={value}\n" for key, value in sorted(secret.items()))
+
+
+def _yaml_documents(text: str) -> list[Any]:
+    from ruamel.yaml import YAML
+
+    return [doc for doc in YAML(typ="safe", pure=True).load_all(text) if doc]
+
+
+def render_k8s(root: Path, env: str) -> list[dict[str, Any]]:
+    """The rendered objects of one overlay (ConfigError with kustomize's words)."""
+    from ops import k8s
+    from ops.environment import Environment
+    from ops.errors import OpsError
+
+    try:
+        text = k8s.render(
+            Environment.parse(env),
+            tag="1.0.0",
+            registry="registry.example/mi",
+            secrets_text=throwaway_k8s_secrets(env),
+            root=root,
+        )
+    except OpsError as exc:
+        raise ConfigError(exc.problem) from None
+    return _yaml_documents(text)
+
+
+def k8s_sources(root: Path) -> dict[tuple[str, str], str]:
+    """(kind, name) -> the file under infra/k8s that declares it, to name in findings."""
+    found: dict[tuple[str, str], str] = {}
+    for path in sorted((root / K8S_DIR).rglob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in _yaml_documents(path.read_text()):
+            if isinstance(doc, dict) and "kind" in doc:
+                name = (doc.get("metadata") or {}).get("name", "")
+                found.setdefault((doc["kind"], name), _rel(root, path))
+    return found
+
+
+def _strict(schema: Any) -> Any:
+    """A JSON schema whose objects with declared properties refuse any other key (what the
+    API server does with unknown fields under --validate=strict)."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+def keda_schemas() -> dict[str, dict[str, Any]]:
+    """KEDA's ScaledObject and TriggerAuthentication schemas, from its CRDs' models."""
+    from cloudcoil.models.keda import v1alpha1
+
+    return {
+        kind: _strict(getattr(v1alpha1, kind).model_json_schema(by_alias=True))
+        for kind in ("ScaledObject", "TriggerAuthentication", "ScaledJob")
+    }
+
+
+def validate_k8s_object(obj: dict[str, Any], keda: dict[str, dict[str, Any]]) -> list[str]:
+    """What is wrong with one object against its schema (empty when valid)."""
+    import jsonschema
+    import kubernetes_validate
+
+    if str(obj.get("apiVersion", "")).startswith("keda.sh/"):
+        schema = keda.get(obj["kind"])
+        if schema is None:
+            return [f"no KEDA schema for kind {obj['kind']}"]
+        return [
+            f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+            for e in jsonschema.Draft202012Validator(schema).iter_errors(obj)
+        ]
+    try:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        path = "/".join(map(str, exc.absolute_path)) or "(root)"
+        return [f"{path}: {exc.message}"]
+    except kubernetes_validate.SchemaNotFoundError as exc:
+        return [exc.message]
+    return []
+
+
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "CronJob":
+        return (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get(
+            "spec"
+        )
+    if obj["kind"] in WORKLOAD_KINDS:
+        return (spec.get("template") or {}).get("spec")
+    return None
+
+
+def _worker_time_limit(objects: list[dict[str, Any]], pod: dict[str, Any]) -> float:
+    """WORKER_TIME_LIMIT as the worker container gets it: its env, its ConfigMaps, else the
+    worker's own default."""
+    from worker.config import WorkerSettings
+
+    container = pod["containers"][0]
+    for item in container.get("env") or []:
+        if item.get("name") == "WORKER_TIME_LIMIT" and "value" in item:
+            return float(item["value"])
+    maps = {o["metadata"]["name"]: o.get("data") or {} for o in objects if o["kind"] == "ConfigMap"}
+    for source in container.get("envFrom") or []:
+        ref = (source.get("configMapRef") or {}).get("name")
+        if ref in maps and "WORKER_TIME_LIMIT" in maps[ref]:
+            return float(maps[ref]["WORKER_TIME_LIMIT"])
+    return float(WorkerSettings.model_fields["worker_time_limit"].default)
+
+
+def check_k8s_objects(
+    root: Path, env: str, objects: list[dict[str, Any]], keda: dict[str, dict[str, Any]]
+) -> list[Violation]:
+    import base64
+
+    sources = k8s_sources(root)
+    overlay = _rel(root, root / K8S_DIR / "overlays" / env / "kustomization.yaml")
+    found: list[Violation] = []
+
+    def add(obj: dict[str, Any], rule: str, message: str) -> None:
+        name = (
+            obj["metadata"]["name"].split("-")[0]
+            if obj["kind"] in {"Secret", "ConfigMap"}
+            else obj["metadata"]["name"]
+        )
+        source = sources.get((obj["kind"], name)) or sources.get(
+            (obj["kind"], obj["metadata"]["name"].rsplit("-", 1)[0])
+        )
+        found.append(
+            Violation(
+                source or overlay,
+                rule,
+                f"{env}: {obj['kind']}/{obj['metadata']['name']}: {message}",
+            )
+        )
+
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        by_kind.setdefault(obj["kind"], []).append(obj)
+        for problem in validate_k8s_object(obj, keda):
+            add(obj, "k8s-schema", problem)
+
+        pod = _pod_spec(obj)
+        if pod is not None:
+            security = pod.get("securityContext") or {}
+            if not security.get("runAsNonRoot") or security.get("runAsUser", 1) == 0:
+                add(
+                    obj,
+                    "k8s-non-root",
+                    "the pod must set runAsNonRoot: true and a non-zero runAsUser",
+                )
+            for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+                cname = container["name"]
+                resources = container.get("resources") or {}
+                for part in ("requests", "limits"):
+                    got = resources.get(part) or {}
+                    if not got.get("cpu") or not got.get("memory"):
+                        add(obj, "k8s-limits", f"container {cname} has no CPU/memory {part}")
+                context = container.get("securityContext") or {}
+                if (container.get("securityContext") or {}).get("runAsUser") == 0:
+                    add(obj, "k8s-non-root", f"container {cname} runs as root (runAsUser: 0)")
+                if context.get("allowPrivilegeEscalation") is not False or context.get(
+                    "privileged"
+                ):
+                    add(obj, "k8s-non-root", f"container {cname} may escalate privileges")
+                if context.get("readOnlyRootFilesystem") is not True:
+                    add(obj, "k8s-non-root", f"container {cname} has a writable root filesystem")
+                if "ALL" not in ((context.get("capabilities") or {}).get("drop") or []):
+                    add(obj, "k8s-non-root", f"container {cname} keeps its capabilities (drop ALL)")
+                image = str(container.get("image", ""))
+                if _image_tag(image) in {None, "latest"}:
+                    add(obj, "k8s-image-pinned", f"container {cname} uses {image!r}: pin a tag")
+            if obj["kind"] in LONG_RUNNING_KINDS:
+                for container in pod.get("containers", []):
+                    missing = [
+                        probe
+                        for probe in ("startupProbe", "readinessProbe", "livenessProbe")
+                        if probe not in container
+                    ]
+                    if missing:
+                        add(
+                            obj,
+                            "k8s-probes",
+                            f"container {container['name']} has no {', '.join(missing)}",
+                        )
+            if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "worker":
+                limit = _worker_time_limit(objects, pod)
+                grace = float(pod.get("terminationGracePeriodSeconds", 30))
+                if grace <= limit:
+                    add(
+                        obj,
+                        "k8s-worker-grace",
+                        f"terminationGracePeriodSeconds {grace:g} must exceed WORKER_TIME_LIMIT "
+                        f"{limit:g}: a scale-down would kill a running task",
+                    )
+            replicated = int((obj.get("spec") or {}).get("replicas", 1)) > 1
+            if (
+                obj["kind"] == "Deployment"
+                and replicated
+                and not pod.get("topologySpreadConstraints")
+            ):
+                add(obj, "k8s-spread", "replicated but not spread over nodes")
+
+        if obj["kind"] == "Secret":
+            for key, value in (obj.get("data") or {}).items():
+                text = base64.b64decode(value).decode(errors="replace")
+                if text.lower() in PLACEHOLDER_VALUES or text == "":
+                    if key in {"S3_PREFIX", "REDIS_PASSWORD"} and text == "":
+                        continue
+                    add(obj, "k8s-no-default-secrets", f"{key} is a placeholder or empty")
+        if obj["kind"] == "PodDisruptionBudget":
+            spec = obj.get("spec") or {}
+            unavailable = str(spec.get("maxUnavailable", "0")).rstrip("%")
+            if "minAvailable" in spec or not unavailable.isdigit() or int(unavailable) < 1:
+                add(
+                    obj,
+                    "k8s-pdb",
+                    "use maxUnavailable >= 1 (minAvailable blocks a drain at one replica)",
+                )
+
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    hpa = [
+        o
+        for o in by_kind.get("HorizontalPodAutoscaler", [])
+        if o["spec"]["scaleTargetRef"]["name"] == "backend"
+    ]
+    if not hpa or not any(
+        m.get("type") == "Resource" and m["resource"]["name"] == "cpu"
+        for m in hpa[0]["spec"].get("metrics", [])
+    ):
+        found.append(
+            Violation(
+                overlay, "k8s-autoscaling", f"{env}: no CPU HorizontalPodAutoscaler for the backend"
+            )
+        )
+    scaled = [
+        o
+        for o in by_kind.get("ScaledObject", [])
+        if o["spec"]["scaleTargetRef"]["name"] == "worker"
+    ]
+    if not scaled or not all(
+        t.get("type") == "redis" for t in scaled[0]["spec"].get("triggers", [])
+    ):
+        found.append(
+            Violation(
+                overlay,
+                "k8s-autoscaling",
+                f"{env}: no KEDA ScaledObject on the worker's Redis queues",
+            )
+        )
+    for kind in LONG_RUNNING_KINDS:
+        for obj in by_kind.get(kind, []):
+            selector = (obj["spec"].get("selector") or {}).get("matchLabels") or {}
+            covered = any(
+                selector.items()
+                <= ((p["spec"].get("selector") or {}).get("matchLabels") or {}).items()
+                or any(
+                    e.get("operator") == "In" and selector.get(e.get("key")) in e.get("values", [])
+                    for e in (p["spec"].get("selector") or {}).get("matchExpressions", [])
+                )
+                for p in by_kind.get("PodDisruptionBudget", [])
+            )
+            if not covered:
+                add(obj, "k8s-pdb", "no PodDisruptionBudget covers it")
+
+    policies = by_kind.get("NetworkPolicy", [])
+    if not any(
+        p["spec"].get("podSelector") in ({}, None) and "ingress" not in p["spec"] for p in policies
+    ):
+        found.append(
+            Violation(overlay, "k8s-network", f"{env}: no default-deny ingress NetworkPolicy")
+        )
+    for target in ("whisper", "llm"):
+        admitting = [
+            rule
+            for p in policies
+            if (p["spec"].get("podSelector") or {})
+            .get("matchLabels", {})
+            .get("app.kubernetes.io/name")
+            == target
+            for rule in p["spec"].get("ingress", [])
+        ]
+        sources_ok = admitting and all(
+            peer.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "worker"}
+            and "namespaceSelector" not in peer
+            for rule in admitting
+            for peer in rule.get("from", [{}])
+        )
+        if not sources_ok:
+            found.append(
+                Violation(overlay, "k8s-network", f"{env}: {target} must admit only the worker")
+            )
+    if ("Service", "backend") not in names:
+        found.append(Violation(overlay, "k8s-render", f"{env}: no backend Service"))
+    return found
+
+
+def check_k8s_committed(root: Path) -> list[Violation]:
+    """No Secret env file in the tree git tracks (or would track)."""
+    found = []
+    ignore = root / K8S_DIR / ".gitignore"
+    if not ignore.exists() or "secrets.env" not in ignore.read_text():
+        found.append(
+            Violation(
+                _rel(root, ignore), "k8s-no-default-secrets", "secrets.env is not git-ignored"
+            )
+        )
+    for path in (root / K8S_DIR).rglob("*.yaml"):
+        text = path.read_text()
+        if re.search(r"^kind: Secret$", text, flags=re.M):
+            found.append(
+                Violation(
+                    _rel(root, path),
+                    "k8s-no-default-secrets",
+                    "a Secret is committed: generate it (`inv k8s.secrets`)",
+                )
+            )
+    return found
+
+
+def check_kubernetes(root: Path, envs: Iterable[str] | None = None) -> list[Violation]:
+    keda = keda_schemas()
+    found = check_k8s_committed(root)
+    for env in envs or k8s_overlays(root):
+        try:
+            objects = render_k8s(root, env)
+        except ConfigError as exc:
+            overlay = _rel(root, root / K8S_DIR / "overlays" / env / "kustomization.yaml")
+            found.append(Violation(overlay, "k8s-render", f"{env}: {exc}"))
+            continue
+        found += check_k8s_objects(root, env, objects, keda)
+    return found
+
+
 # --- all of it --------------------------------------------------------------------------------
 
 
@@ -736,6 +1118,7 @@ CHECKS: dict[str, Callable[[Path], list[Violation]]] = {
     "dockerfiles": check_dockerfiles,
     "dockerignore": check_dockerignore,
     "environments": check_environments,
+    "kubernetes": check_kubernetes,
 }
 
 

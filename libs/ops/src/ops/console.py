@@ -37,6 +37,18 @@ def say(text: str) -> None:
     sys.stdout.flush()
 
 
+def note(text: str) -> None:
+    """A line for a human on stderr, when stdout carries data (`inv k8s.render | kubectl`)."""
+    sys.stderr.write(f"{text}\n")
+    sys.stderr.flush()
+
+
+def emit(text: str) -> None:
+    """Data for another program, on stdout as is."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 def size(num: float) -> str:
     """Bytes for a human: 512 B, 3.4 MiB, 1.2 GiB."""
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -75,8 +75,9 @@ def setup(env: Environment, *, force: bool = False) -> SetupReport:
     return SetupReport(path, not existing, added, replaced, generated, kept)
 
 
-def check(env: Environment) -> list[Problem]:
-    """Everything wrong with `.env.<env>`; an empty list means it is usable."""
+def check(env: Environment, *, probe: bool = True) -> list[Problem]:
+    """Everything wrong with `.env.<env>`; an empty list means it is usable. With `probe`, an
+    external object store (MEDIA_STORE=s3) is also tried over the network."""
     from pydantic import ValidationError
 
     path = env.env_file
@@ -114,7 +115,7 @@ def check(env: Environment) -> list[Problem]:
                 Problem(f"{key}={shown!r}: {error['msg']}", result.lines.get(key or ""), key)
             )
 
-    if not problems and values.get("MEDIA_STORE") == "s3":
+    if probe and not problems and values.get("MEDIA_STORE") == "s3":
         problems += _store_problems(env, values)
 
     if values.get("APP_ENV", env.name) != env.name:
@@ -173,9 +174,9 @@ def _weak_secrets(result: Scan, keys: Iterable[str]) -> list[Problem]:
     return problems
 
 
-def require_valid(env: Environment) -> None:
+def require_valid(env: Environment, *, probe: bool = True) -> None:
     """Raise, listing every problem of `.env.<env>`, unless it is usable."""
-    problems = check(env)
+    problems = check(env, probe=probe)
     if problems:
         listing = "\n  ".join(str(p) for p in problems)
         raise OpsError(
