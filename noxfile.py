@@ -80,8 +80,10 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session
 def infra(session: nox.Session) -> None:
-    """Containers, offline: compose files against the compose-spec schema, Dockerfiles through
-    hadolint, each environment's merged config against the policy, then tests/infra."""
+    """Containers and Kubernetes, offline: compose files against the compose-spec schema,
+    Dockerfiles through hadolint, each environment's merged config against the policy, every
+    infra/k8s overlay rendered and validated (Kubernetes and KEDA schemas, the same policy),
+    then tests/infra."""
     # The workspace too: the checks generate env files from ops.envschema, and tests/infra
     # runs the migrate command and healthchecks against real Postgres, Redis and Celery.
     install_locked(session, "validate", "test")
@@ -106,6 +108,37 @@ def ui(session: nox.Session) -> None:
     MI_SCREENSHOTS=1 also rewrites docs/screenshots/."""
     install_locked(session, "dev", "ui")
     session.run("pytest", "tests/ui", *session.posargs, env={"MI_UI": "1"})
+
+
+@nox.session
+def scale(session: nox.Session) -> None:
+    """The stack over hosts made of network namespaces (root; not in the default sessions;
+    minutes): data, api, whisper, llm and two worker hosts sharing no directory, twenty
+    meetings on one worker host and on two (throughput), one host killed mid-transcription.
+    Writes its figures to benchmarks/results/scale_drill.json."""
+    install_locked(session, "dev")
+    report = Path("benchmarks/results/scale_drill.json").resolve()
+    session.run(
+        "pytest",
+        "tests/scale",
+        *session.posargs,
+        env={"MI_SCALE": "1", "MI_SCALE_REPORT": str(report)},
+    )
+
+
+@nox.session
+def s3(session: nox.Session) -> None:
+    """The backend's API tests and the worker's pipeline tests again with the recordings in a
+    bucket (rclone's serve s3 on loopback) instead of a directory: MI_MEDIA_STORE=s3.
+    Not in the default sessions (they run the directory variant, plus S3-only tests)."""
+    install_locked(session, "dev")
+    session.run(
+        "pytest",
+        "services/backend/tests",
+        "services/worker/tests",
+        *session.posargs,
+        env={"MI_MEDIA_STORE": "s3"},
+    )
 
 
 @nox.session

@@ -175,7 +175,10 @@ def service_dirs(root: Path) -> list[Path]:
 
 
 def dockerfiles(root: Path) -> list[Path]:
-    return sorted((root / "services").glob("*/Dockerfile"))
+    """The services' Dockerfiles, and the job images' under libs/ (ops)."""
+    return sorted(
+        [*(root / "services").glob("*/Dockerfile"), *(root / "libs").glob("*/Dockerfile")]
+    )
 
 
 # --- 1. schema ----------------------------------------------------------------------------------

@@ -270,6 +270,38 @@ def images(
     return built
 
 
+@pytest.fixture(scope="session")
+def ops_image(standins: dict[str, str], run: Run, stack_env: dict[str, str]) -> str:
+    """The ops job image (libs/ops/Dockerfile, what Kubernetes' backup CronJob runs)."""
+    tag = f"{IMAGE_PREFIX}/ops:local"
+    args = []
+    for name in ("PYTHON_IMAGE", "UV_IMAGE"):
+        if stack_env.get(name):
+            args += ["--build-arg", f"{name}={stack_env[name]}"]
+    started = time.monotonic()
+    proc = run(
+        "docker",
+        "build",
+        "--file",
+        "libs/ops/Dockerfile",
+        "--target",
+        "runtime",
+        "--tag",
+        tag,
+        "--secret",
+        f"id=extra_ca,src={stack_env.get('EXTRA_CA_FILE') or '/dev/null'}",
+        *args,
+        ".",
+        timeout=1800,
+        DOCKER_BUILDKIT="1",
+    )
+    assert proc.returncode == 0, f"the ops image failed to build:\n{proc.stderr[-4000:]}"
+    REPORT["ops_image_seconds"] = round(time.monotonic() - started, 1)
+    size = run("docker", "image", "inspect", "--format", "{{.Size}}", tag).stdout.strip()
+    REPORT.setdefault("sizes", {})[tag] = int(size or 0)
+    return tag
+
+
 def compose_leftovers(run: Run, project: str) -> dict[str, list[str]]:
     """Containers, volumes and networks of a compose project still on the engine."""
     label = f"--filter=label=com.docker.compose.project={project}"

@@ -126,6 +126,7 @@ def test_dev_pipeline_through_compose(
 
 def test_staging_pipeline_on_the_hardened_production_images(
     images: dict[str, dict[str, Any]],
+    ops_image: str,
     run: Run,
     checkout: Path,
     spoken_meeting: Any,
@@ -149,6 +150,37 @@ def test_staging_pipeline_on_the_hardened_production_images(
             timeout=30,
         )
         assert audio.status_code == 206 and audio.content == b"RIFF", audio.text[:300]
+        # The backup job's image (what Kubernetes' CronJob runs) on this stack's network,
+        # read-only like in the cluster: a verified archive lands in the bucket.
+        database = (
+            f"postgresql+psycopg://{values['POSTGRES_USER']}:{values['POSTGRES_PASSWORD']}"
+            f"@postgres:5432/{values['POSTGRES_DB']}"
+        )
+        settings = {
+            "APP_ENV": "staging",
+            "DATABASE_URL": database,
+            "MEDIA_STORE": "s3",
+            "S3_ENDPOINT_URL": "http://objectstore:9000",
+            "S3_BUCKET": values["S3_BUCKET"],
+            "S3_ACCESS_KEY_ID": values["S3_ACCESS_KEY_ID"],
+            "S3_SECRET_ACCESS_KEY": values["S3_SECRET_ACCESS_KEY"],
+            "BACKUP_WORK_DIR": "/tmp/backup",
+        }
+        job = run(
+            "docker",
+            "run",
+            "--rm",
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "--network",
+            "mi-staging_default",
+            *[arg for key, value in settings.items() for arg in ("-e", f"{key}={value}")],
+            ops_image,
+            timeout=600,
+        )
+        assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
+        assert "uploaded mi-staging-" in job.stdout and "backups/staging/" in job.stdout
 
 
 def test_a_broken_dockerfile_fails_the_build_naming_the_service(

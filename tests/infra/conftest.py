@@ -46,7 +46,12 @@ def repo_copy(tmp_path: Path, validators: None) -> Path:
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, root / name)
     shutil.copytree(ROOT / "infra", root / "infra")
-    for pattern in ("services/*/pyproject.toml", "services/*/Dockerfile", "libs/*/pyproject.toml"):
+    for pattern in (
+        "services/*/pyproject.toml",
+        "services/*/Dockerfile",
+        "libs/*/pyproject.toml",
+        "libs/*/Dockerfile",
+    ):
         for path in ROOT.glob(pattern):
             target = root / path.relative_to(ROOT)
             target.parent.mkdir(parents=True, exist_ok=True)

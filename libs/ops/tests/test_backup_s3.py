@@ -148,3 +148,39 @@ def test_backup_names_an_unusable_bucket_and_writes_nothing(
     with pytest.raises(OpsError, match="S3_SECRET_ACCESS_KEY is not the secret"):
         backup.create(Environment.parse("dev"))
     assert not list((scratch_root / "backups" / "dev").glob("*.tar"))
+
+
+def test_the_cronjob_uploads_a_verified_archive_and_keeps_the_newest(
+    dev: str, s3_media: MediaUnderTest, database_url: str, tmp_path: Path
+) -> None:
+    from ops.backup import cronjob
+
+    add_meeting(dev, s3_media, "nightly")
+    environ = {
+        "APP_ENV": "prod",
+        "DATABASE_URL": database_url,
+        "MEDIA_STORE": "s3",
+        "S3_ENDPOINT_URL": s3_media.fields["s3_endpoint_url"],
+        "S3_BUCKET": s3_media.fields["s3_bucket"],
+        "S3_ACCESS_KEY_ID": s3_media.fields["s3_access_key_id"],
+        "S3_SECRET_ACCESS_KEY": s3_media.fields["s3_secret_access_key"],
+        "BACKUP_WORK_DIR": str(tmp_path / "work"),
+        "BACKUP_KEEP": "2",
+    }
+    keys = [cronjob.run(environ) for _ in range(3)]
+    assert all(k.startswith("backups/prod/mi-prod-") for k in keys)
+    stored = [k for k in every_key(s3_media) if k.startswith("backups/")]
+    assert sorted(k for k in stored if k.endswith(".tar")) == sorted(keys[1:])  # BACKUP_KEEP=2
+    assert list((tmp_path / "work").glob("*.tar")) == []  # scratch space is emptied
+
+    # What was uploaded is a complete backup: fetch it and check every part.
+    store = s3_media.store
+    assert isinstance(store, S3Bucket)
+    fetched = tmp_path / keys[-1].rsplit("/", 1)[-1]
+    store.client.download_file(store.location.bucket, keys[-1], str(fetched))
+    checked = backup.verify(fetched)
+    assert checked.ok and checked.manifest is not None
+    assert len(checked.manifest.media_parts) == 1
+
+    assert cronjob.main({**environ, "MEDIA_STORE": "local"}) == 2
+    assert cronjob.main({**environ, "S3_SECRET_ACCESS_KEY": "wrong-secret-0123456789ab"}) == 1

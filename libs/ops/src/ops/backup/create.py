@@ -103,7 +103,7 @@ def _git() -> tuple[str | None, bool | None]:
 
     try:
         return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError, OpsError):  # OpsError: not in a checkout
         return None, None
 
 
@@ -124,6 +124,79 @@ class Created:
     deleted: list[Path] = field(default_factory=list)
 
 
+def write_archive(
+    target: StackData,
+    env_name: str,
+    directory: Path,
+    *,
+    started: float,
+    after_snapshot: Callable[[], None] | None = None,
+) -> tuple[Path, Manifest]:
+    """One archive of `target`'s data in `directory` (see the module doc); its path and
+    manifest. The caller holds whatever lock keeps two runs apart."""
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=directory))
+    staged = None
+    try:
+        when = archive.utc_now()
+        dump = work / archive.DUMP
+        snapshot = _open_snapshot(target)
+        try:
+            if after_snapshot is not None:
+                after_snapshot()
+            with dump.open("wb") as out:
+                run_tool(
+                    target.endpoint,
+                    "pg_dump",
+                    ["--format=custom", f"--snapshot={snapshot.name}"],
+                    database=target.database,
+                    stdout=out,
+                    what=f"pg_dump of {target.database}",
+                )
+            staged = target.media.stage(snapshot.media, work)
+            snapshot.session.execute("COMMIT")
+        finally:
+            snapshot.session.close()
+        console.say(
+            f"dumped {target.database} ({console.size(dump.stat().st_size)}, revision "
+            f"{snapshot.revision or 'none'}) and gathered {len(staged.files)} media "
+            f"file(s) in {console.elapsed(started)}"
+        )
+        if staged.missing:
+            console.say(
+                f"warning: {len(staged.missing)} media file(s) referenced by meetings were "
+                f"already missing from the media store (recorded in the manifest), "
+                f"e.g. {staged.missing[0]}"
+            )
+        git_commit, git_dirty = _git()
+        manifest = Manifest(
+            env=env_name,
+            created_at=when.isoformat(timespec="milliseconds"),
+            database=target.database,
+            alembic_revision=snapshot.revision,
+            row_counts=snapshot.row_counts,
+            parts=[],
+            app_version=_app_version(),
+            git_commit=git_commit,
+            git_dirty=git_dirty,
+            postgres_version=snapshot.postgres_version,
+            runtime=target.runtime,
+            media_missing=sorted(staged.missing),
+        )
+        path = directory / archive.archive_name(env_name, when)
+        with ArchiveWriter(path) as writer:
+            writer.add_file(archive.DUMP, dump)
+            for name in sorted(staged.files):
+                with staged.open(name) as part:
+                    member = archive.media_member(name)
+                    writer.add_stream(member, part.stream, part.size, mtime=part.mtime)
+            writer.finish(manifest)
+    finally:
+        if staged is not None:
+            staged.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+    return path, manifest
+
+
 def create(
     env: Environment,
     *,
@@ -141,66 +214,9 @@ def create(
     target = runtimes.running(env).data()
     started = time.monotonic()
     with exclusive(env) as directory:
-        work = Path(tempfile.mkdtemp(prefix=".work-", dir=directory))
-        staged = None
-        try:
-            when = archive.utc_now()
-            dump = work / archive.DUMP
-            snapshot = _open_snapshot(target)
-            try:
-                if after_snapshot is not None:
-                    after_snapshot()
-                with dump.open("wb") as out:
-                    run_tool(
-                        target.endpoint,
-                        "pg_dump",
-                        ["--format=custom", f"--snapshot={snapshot.name}"],
-                        database=target.database,
-                        stdout=out,
-                        what=f"pg_dump of {target.database}",
-                    )
-                staged = target.media.stage(snapshot.media, work)
-                snapshot.session.execute("COMMIT")
-            finally:
-                snapshot.session.close()
-            console.say(
-                f"dumped {target.database} ({console.size(dump.stat().st_size)}, revision "
-                f"{snapshot.revision or 'none'}) and gathered {len(staged.files)} media "
-                f"file(s) in {console.elapsed(started)}"
-            )
-            if staged.missing:
-                console.say(
-                    f"warning: {len(staged.missing)} media file(s) referenced by meetings were "
-                    f"already missing from the media directory (recorded in the manifest), "
-                    f"e.g. {staged.missing[0]}"
-                )
-            git_commit, git_dirty = _git()
-            manifest = Manifest(
-                env=env.name,
-                created_at=when.isoformat(timespec="milliseconds"),
-                database=target.database,
-                alembic_revision=snapshot.revision,
-                row_counts=snapshot.row_counts,
-                parts=[],
-                app_version=_app_version(),
-                git_commit=git_commit,
-                git_dirty=git_dirty,
-                postgres_version=snapshot.postgres_version,
-                runtime=target.runtime,
-                media_missing=sorted(staged.missing),
-            )
-            path = directory / archive.archive_name(env.name, when)
-            with ArchiveWriter(path) as writer:
-                writer.add_file(archive.DUMP, dump)
-                for name in sorted(staged.files):
-                    with staged.open(name) as part:
-                        member = archive.media_member(name)
-                        writer.add_stream(member, part.stream, part.size, mtime=part.mtime)
-                writer.finish(manifest)
-        finally:
-            if staged is not None:
-                staged.cleanup()
-            shutil.rmtree(work, ignore_errors=True)
+        path, manifest = write_archive(
+            target, env.name, directory, started=started, after_snapshot=after_snapshot
+        )
         written = console.size(path.stat().st_size)
         console.say(f"wrote {path} ({written}) in {console.elapsed(started)}")
         if verify_after:

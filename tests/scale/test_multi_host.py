@@ -1,0 +1,326 @@
+"""The stack spread over hosts (network namespaces on this machine, `nox -s scale`):
+
+    data     Postgres, Redis and the object store (rclone's serve s3)
+    api      the backend           whisper  speech to text     llm  analysis
+    worker1  a worker              worker2  a worker           client  the users
+
+No two hosts share a directory: recordings travel through the object store only. Twenty
+meetings go through one worker host, twenty through two (throughput must scale by at least
+1.7x), and twenty more while one worker host is killed in the middle of a transcription:
+every meeting must end `done`, none transcribed twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scale_hosts import Host, Network  # type: ignore[import-not-found]
+
+from mi_testing import speech
+from mi_testing.objectstore import rclone_binary
+from ops import binaries
+from ops.runtimes.local import stores
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+CLIENT = str(Path(__file__).with_name("client.py"))
+PYTHON = sys.executable
+MEETINGS = int(os.environ.get("MI_SCALE_MEETINGS", "20"))  # fewer: a quick smoke run
+MIN_SPEEDUP = 1.7
+BUCKET = "mi-media"
+REPORT: dict[str, Any] = {}
+
+
+def _env(**values: str) -> dict[str, str]:
+    # The services read their settings from the environment only; PATH for the tools.
+    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
+    return {**keep, "LOG_JSON": "false", "LOG_LEVEL": "INFO", **values}
+
+
+class Stack:
+    def __init__(self, network: Network, audio: Path) -> None:
+        self.network = network
+        self.audio = audio
+        self.token = secrets.token_urlsafe(24)
+        self.pg_password = secrets.token_urlsafe(16)
+        self.redis_password = secrets.token_urlsafe(16)
+        self.s3_key, self.s3_secret = "mi-scale", secrets.token_urlsafe(24)
+        for name in ("data", "api", "whisper", "llm", "worker1", "worker2", "client"):
+            network.add(name)
+        self.hosts = network.hosts
+        data = self.hosts["data"].address
+        self.settings = {
+            "DATABASE_URL": f"postgresql+psycopg://mi:{self.pg_password}@{data}:5432/meetings",
+            "REDIS_URL": f"redis://:{self.redis_password}@{data}:6379/0",
+            "MEDIA_STORE": "s3",
+            "S3_ENDPOINT_URL": f"http://{data}:9000",
+            "S3_BUCKET": BUCKET,
+            "S3_ACCESS_KEY_ID": self.s3_key,
+            "S3_SECRET_ACCESS_KEY": self.s3_secret,
+            "WHISPER_URL": f"{self.hosts['whisper'].address}:50051",
+            "LLM_URL": f"http://{self.hosts['llm'].address}:8001",
+        }
+        self.api_url = f"http://{self.hosts['api'].address}:8000"
+
+    def host_env(self, host: Host, **extra: str) -> dict[str, str]:
+        # Each host's MEDIA_DIR is its own (and stays unused: MEDIA_STORE=s3).
+        return _env(**self.settings, MEDIA_DIR=str(host.root / "media"), **extra)
+
+    # --- the data host --------------------------------------------------------------------
+
+    def start_data(self) -> None:
+        host = self.hosts["data"]
+        pgdata = host.root / "postgres"
+        stores.initdb(pgdata, "mi", self.pg_password, fsync=False)
+        # initdb admits 127.0.0.1 only; the other hosts connect from the drill's network.
+        with (pgdata / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all 127.{self.network.net}.0.0/24 scram-sha-256\n")
+        postgres = stores.postgres_program(pgdata, host.address, 5432)
+        host.start("postgres", list(postgres.command), _env(), user=postgres.user)
+        redis = str(binaries.require(binaries.redis_server()))
+        host.start(
+            "redis",
+            [redis, "--bind", host.address, "--port", "6379", "--requirepass",
+             self.redis_password, "--save", "", "--appendonly", "no",
+             "--dir", str(host.root)],
+            _env(),
+        )  # fmt: skip
+        (host.root / "s3" / BUCKET).mkdir(parents=True)
+        host.start(
+            "objectstore",
+            [rclone_binary(), "serve", "s3", "--addr", f"{host.address}:9000",
+             "--auth-key", f"{self.s3_key},{self.s3_secret}", "--config", "",
+             str(host.root / "s3")],
+            _env(),
+        )  # fmt: skip
+        host.run(
+            [PYTHON, "-c", "import sys; from ops.runtimes.local import stores; "
+             "stores.ensure_database(sys.argv[1], 5432, 'mi', sys.argv[2], 'meetings', 60)",
+             host.address, self.pg_password],
+            _env(),
+        )  # fmt: skip
+
+    def start_services(self) -> None:
+        api, whisper, llm = self.hosts["api"], self.hosts["whisper"], self.hosts["llm"]
+        api.run(
+            [PYTHON, "-c", "import os; from meetings.migrations import upgrade; "
+             "upgrade(os.environ['DATABASE_URL'])"],
+            self.host_env(api),
+        )  # fmt: skip
+        whisper.start(
+            "whisper",
+            [PYTHON, "-m", "whisper_service"],
+            _env(
+                WHISPER_HOST=whisper.address,
+                WHISPER_PORT="50051",
+                WHISPER_METRICS_PORT="9101",
+                WHISPER_ENGINE="pocketsphinx",
+                # Two decoders: two worker hosts transcribe at once.
+                WHISPER_WORKERS="2",
+            ),
+        )
+        llm.start(
+            "llm",
+            [PYTHON, "-m", "llm_service"],
+            _env(LLM_HOST=llm.address, LLM_PORT="8001", LLM_ENGINE="extractive"),
+        )
+        api.start(
+            "backend",
+            [PYTHON, "-m", "backend"],
+            self.host_env(api, API_TOKEN=self.token, BACKEND_HOST=api.address, BACKEND_PORT="8000"),
+        )
+        self.client("ready", self.api_url, "120")
+
+    def start_worker(self, name: str) -> Host:
+        host = self.hosts[name]
+        process = host.start(
+            "worker",
+            [PYTHON, "-m", "worker", f"--hostname={name}@%h", "--without-mingle",
+             "--without-gossip"],
+            self.host_env(
+                host,
+                WORKER_CONCURRENCY="1",
+                WORKER_SCRATCH_DIR=str(host.root / "scratch"),
+                # A killed host's unacked task comes back to the other one within ~30 s.
+                WORKER_SOFT_TIME_LIMIT="20",
+                WORKER_TIME_LIMIT="25",
+                WORKER_VISIBILITY_TIMEOUT="30",
+                WORKER_RESTORE_INTERVAL="2",
+                WORKER_RETRY_BACKOFF_MAX="5",
+            ),
+        )  # fmt: skip
+        process.wait_until(lambda: " ready." in process.log(), timeout=120, what=f"{name} ready")
+        return host
+
+    # --- the users ------------------------------------------------------------------------
+
+    def client(self, *args: str, timeout: float = 600) -> str:
+        return self.hosts["client"].run([PYTHON, CLIENT, *args], _env(), timeout=timeout)
+
+    def submit(self, title: str) -> list[str]:
+        out = self.client("submit", self.api_url, self.token, str(self.audio), str(MEETINGS), title)
+        ids: list[str] = json.loads(out)
+        return ids
+
+    def wait(self, ids: list[str], timeout: float = 420) -> dict[str, Any]:
+        path = self.hosts["client"].root / f"ids-{ids[0]}.json"
+        path.write_text(json.dumps(ids))
+        result: dict[str, Any] = json.loads(
+            self.client("wait", self.api_url, self.token, str(path), str(timeout),
+                        timeout=timeout + 60)
+        )  # fmt: skip
+        return result
+
+    def batch(self, title: str) -> tuple[list[str], dict[str, Any], float]:
+        started = time.monotonic()
+        ids = self.submit(title)
+        result = self.wait(ids)
+        return ids, result["meetings"], time.monotonic() - started
+
+    def rows(self) -> dict[str, int]:
+        out = self.hosts["data"].run(
+            [PYTHON, "-c", "import os, json, psycopg; from common.database import libpq_url\n"
+             "with psycopg.connect(libpq_url(os.environ['DATABASE_URL'])) as c:\n"
+             "    print(json.dumps({t: c.execute(f'SELECT count(*) FROM {t}').fetchone()[0]"
+             " for t in ('meetings', 'transcripts', 'summaries', 'search_documents')}))"],
+            _env(DATABASE_URL=self.settings["DATABASE_URL"]),
+        )  # fmt: skip
+        counts: dict[str, int] = json.loads(out)
+        return counts
+
+
+def transcribed(host: Host) -> list[str]:
+    """Meeting ids this host's worker finished transcribing, from its log."""
+    log = (host.root / "worker.log").read_text(errors="replace")
+    return re.findall(r"transcribed meeting ([0-9a-f-]{36})", log)
+
+
+def in_flight(host: Host) -> bool:
+    """The host's worker has taken a transcription it has not finished."""
+    log = (host.root / "worker.log").read_text(errors="replace")
+    received = len(re.findall(r"Task meetings\.transcribe\[[^\]]+\] received", log))
+    return received > len(transcribed(host))
+
+
+@pytest.fixture
+def stack(spoken_wav: Path) -> Iterator[Stack]:
+    root = Path(tempfile.mkdtemp(prefix="mi-scale-"))
+    root.chmod(0o755)  # the Postgres server's own user walks into data/postgres
+    audio = speech.repeat(spoken_wav, root / "meeting.wav", times=3)
+    network = Network(root / "hosts")
+    try:
+        stack = Stack(network, audio)
+        stack.start_data()
+        stack.start_services()
+        yield stack
+    finally:
+        logs = {h.name: h.root for h in network.hosts.values()}
+        network.close()
+        REPORT["logs"] = {name: str(path) for name, path in logs.items()}
+        keep = os.environ.get("MI_SCALE_KEEP")
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def test_meetings_survive_a_worker_host_and_two_hosts_scale(stack: Stack) -> None:
+    started = time.monotonic()
+    one = stack.start_worker("worker1")
+    ids_1, done_1, seconds_1 = stack.batch("one worker host")
+
+    two = stack.start_worker("worker2")
+    ids_2, done_2, seconds_2 = stack.batch("two worker hosts")
+
+    ids_3 = stack.submit("a host dies")
+    deadline = time.monotonic() + 120
+    while not in_flight(one):
+        assert time.monotonic() < deadline, "worker1 never took a transcription"
+        time.sleep(0.05)
+    killed = one.crash()
+    recovered = stack.wait(ids_3)
+    done_3 = recovered["meetings"]
+
+    everything = {**done_1, **done_2, **done_3}
+    statuses = {meeting_id: body["status"] for meeting_id, body in everything.items()}
+    all_ids = [*ids_1, *ids_2, *ids_3]
+    assert sorted(statuses) == sorted(all_ids), "some meetings never finished"
+    failed = {i: everything[i]["error"] for i, s in statuses.items() if s != "done"}
+    assert not failed, failed
+
+    # None twice: one transcription per meeting across both worker hosts, one of each row.
+    finished = [*transcribed(one), *transcribed(two)]
+    twice = sorted({i for i in finished if finished.count(i) > 1})
+    assert not twice, f"transcribed more than once: {twice}"
+    assert sorted(finished) == sorted(all_ids)
+    assert stack.rows() == {
+        "meetings": 3 * MEETINGS,
+        "transcripts": 3 * MEETINGS,
+        "summaries": 3 * MEETINGS,
+        "search_documents": 3 * MEETINGS,
+    }
+    # The killed host really was mid-transcription, and the other one picked it up.
+    two_log = (two.root / "worker.log").read_text(errors="replace")
+    assert "delivered again" in two_log
+
+    # Recordings only ever lived in the bucket: no host's MEDIA_DIR holds one; a worker's
+    # download is gone after its transcription (the killed host's in-flight one excepted).
+    for host in stack.hosts.values():
+        media = host.root / "media"
+        assert not media.exists() or not any(media.iterdir()), host.name
+    assert list((two.root / "scratch").rglob("*.wav")) == []
+    assert len(list((one.root / "scratch").rglob("*.wav"))) <= 1
+    stored = list((stack.hosts["data"].root / "s3" / BUCKET).glob("*.wav"))
+    assert len(stored) == 3 * MEETINGS
+
+    speedup = seconds_1 / seconds_2
+    REPORT.update(
+        {
+            "meetings_per_batch": MEETINGS,
+            "audio_seconds_each": round(speech_seconds(stack.audio), 1),
+            "one_worker_host_seconds": round(seconds_1, 1),
+            "two_worker_hosts_seconds": round(seconds_2, 1),
+            "speedup": round(speedup, 2),
+            "host_killed_processes": killed,
+            "after_kill_seconds": recovered["seconds"],
+            "drill_seconds": round(time.monotonic() - started, 1),
+            "machine": machine(),
+        }
+    )
+    write_report()
+    assert speedup >= MIN_SPEEDUP, REPORT
+
+
+def speech_seconds(path: Path) -> float:
+    import wave
+
+    with wave.open(str(path)) as reader:
+        return reader.getnframes() / reader.getframerate()
+
+
+def machine() -> str:
+    import platform
+
+    cpu = "?"
+    with open("/proc/cpuinfo") as info:  # noqa: PTH123
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write_report() -> None:
+    sys.stdout.write("\nmulti-host drill: " + json.dumps(REPORT, indent=2) + "\n")
+    target = os.environ.get("MI_SCALE_REPORT")
+    if target:
+        Path(target).write_text(json.dumps(REPORT, indent=2) + "\n")
