@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ops import console
 from ops.backup import archive
-from ops.backup.verify import verify as verify_archive
 from ops.backup.create import write_archive
+from ops.backup.verify import verify as verify_archive
 from ops.errors import OpsError
 from ops.runtimes.base import StackData
 from ops.runtimes.bucket import BucketMedia
@@ -75,9 +75,7 @@ def prune(store: S3Bucket, prefix: str, keep: int) -> list[str]:
     if keep <= 0:
         return []
     archives = sorted(
-        key
-        for key in store.keys(prefix)
-        if archive.is_archive_name(key.rsplit("/", 1)[-1])
+        key for key in store.keys(prefix) if archive.is_archive_name(key.rsplit("/", 1)[-1])
     )
     doomed = archives[: max(0, len(archives) - keep)]
     for key in doomed:
