@@ -67,8 +67,10 @@ def tests(session: nox.Session) -> None:
     """Every member's tests and the cross-service tests in tests/ (not the e2e ones)."""
     # dev, not just test: the tests drive grpcio-tools (stale stubs) and pre-commit (hooks).
     install_locked(session, "dev")
-    # tests/infra belongs to the infra session; e2e to its own.
-    session.run("pytest", "-m", "not e2e", "--ignore=tests/infra", *session.posargs)
+    # tests/infra belongs to the infra session; e2e and the object-store drills to their own.
+    session.run(
+        "pytest", "-m", "not e2e and not objectstore", "--ignore=tests/infra", *session.posargs
+    )
 
 
 @nox.session
@@ -128,9 +130,10 @@ def scale(session: nox.Session) -> None:
 
 @nox.session
 def s3(session: nox.Session) -> None:
-    """The backend's API tests and the worker's pipeline tests again with the recordings in a
-    bucket (rclone's serve s3 on loopback) instead of a directory: MI_MEDIA_STORE=s3.
-    Not in the default sessions (they run the directory variant, plus S3-only tests)."""
+    """Recordings in a bucket (rclone's serve s3 on loopback), the long way: the backup and
+    restore drills and the backup job on a bucket, then the backend's API tests and the
+    worker's pipeline tests again with MI_MEDIA_STORE=s3. Not a default session (`tests`
+    runs the directory variant plus the quick S3 tests); minutes."""
     install_locked(session, "dev")
     session.run(
         "pytest",

@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 from scale_hosts import Host, Network  # type: ignore[import-not-found]
 
-from mi_testing import speech
 from mi_testing.objectstore import rclone_binary
 from ops import binaries
 from ops.runtimes.local import stores
@@ -152,10 +151,11 @@ class Stack:
                 host,
                 WORKER_CONCURRENCY="1",
                 WORKER_SCRATCH_DIR=str(host.root / "scratch"),
-                # A killed host's unacked task comes back to the other one within ~30 s.
-                WORKER_SOFT_TIME_LIMIT="20",
-                WORKER_TIME_LIMIT="25",
-                WORKER_VISIBILITY_TIMEOUT="30",
+                # Generous limits (a busy shared machine transcribes slowly), and a killed
+                # host's unacked task back to the other one within ~80 s.
+                WORKER_SOFT_TIME_LIMIT="60",
+                WORKER_TIME_LIMIT="70",
+                WORKER_VISIBILITY_TIMEOUT="80",
                 WORKER_RESTORE_INTERVAL="2",
                 WORKER_RETRY_BACKOFF_MAX="5",
             ),
@@ -183,10 +183,10 @@ class Stack:
         return result
 
     def batch(self, title: str) -> tuple[list[str], dict[str, Any], float]:
-        started = time.monotonic()
+        """Submit a batch and wait for it; its throughput in meetings per minute."""
         ids = self.submit(title)
         result = self.wait(ids)
-        return ids, result["meetings"], time.monotonic() - started
+        return ids, result["meetings"], per_minute(result["meetings"])
 
     def rows(self) -> dict[str, int]:
         out = self.hosts["data"].run(
@@ -198,6 +198,18 @@ class Stack:
         )  # fmt: skip
         counts: dict[str, int] = json.loads(out)
         return counts
+
+
+def per_minute(meetings: dict[str, Any]) -> float:
+    """Throughput of a batch: meetings per minute from the first upload to the last meeting
+    done, by the server's clock. (Not from the completions alone: a worker takes queued
+    transcriptions before the analyses and indexing that finish earlier meetings, so most
+    meetings complete together at the end of a batch.)"""
+    from datetime import datetime
+
+    created = min(datetime.fromisoformat(m["created_at"]) for m in meetings.values())
+    done = max(datetime.fromisoformat(m["completed_at"]) for m in meetings.values())
+    return 60 * len(meetings) / (done - created).total_seconds()
 
 
 def transcribed(host: Host) -> list[str]:
@@ -217,7 +229,7 @@ def in_flight(host: Host) -> bool:
 def stack(spoken_wav: Path) -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="mi-scale-"))
     root.chmod(0o755)  # the Postgres server's own user walks into data/postgres
-    audio = speech.repeat(spoken_wav, root / "meeting.wav", times=3)
+    audio = Path(shutil.copy(spoken_wav, root / "meeting.wav"))
     network = Network(root / "hosts")
     try:
         stack = Stack(network, audio)
@@ -236,10 +248,10 @@ def stack(spoken_wav: Path) -> Iterator[Stack]:
 def test_meetings_survive_a_worker_host_and_two_hosts_scale(stack: Stack) -> None:
     started = time.monotonic()
     one = stack.start_worker("worker1")
-    ids_1, done_1, seconds_1 = stack.batch("one worker host")
+    ids_1, done_1, rate_1 = stack.batch("one worker host")
 
     two = stack.start_worker("worker2")
-    ids_2, done_2, seconds_2 = stack.batch("two worker hosts")
+    ids_2, done_2, rate_2 = stack.batch("two worker hosts")
 
     ids_3 = stack.submit("a host dies")
     deadline = time.monotonic() + 120
@@ -282,13 +294,15 @@ def test_meetings_survive_a_worker_host_and_two_hosts_scale(stack: Stack) -> Non
     stored = list((stack.hosts["data"].root / "s3" / BUCKET).glob("*.wav"))
     assert len(stored) == 3 * MEETINGS
 
-    speedup = seconds_1 / seconds_2
+    speedup = rate_2 / rate_1
     REPORT.update(
         {
             "meetings_per_batch": MEETINGS,
             "audio_seconds_each": round(speech_seconds(stack.audio), 1),
-            "one_worker_host_seconds": round(seconds_1, 1),
-            "two_worker_hosts_seconds": round(seconds_2, 1),
+            "one_worker_host_meetings_per_minute": round(rate_1, 1),
+            "one_worker_host_batch_seconds": round(60 * MEETINGS / rate_1, 1),
+            "two_worker_hosts_meetings_per_minute": round(rate_2, 1),
+            "two_worker_hosts_batch_seconds": round(60 * MEETINGS / rate_2, 1),
             "speedup": round(speedup, 2),
             "host_killed_processes": killed,
             "after_kill_seconds": recovered["seconds"],

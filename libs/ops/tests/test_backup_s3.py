@@ -22,6 +22,8 @@ from ops.environment import Environment
 from ops.errors import OpsError
 from recordings.s3 import S3Bucket
 
+pytestmark = pytest.mark.objectstore  # `nox -s s3`
+
 
 def configure(root: Path, url: str, media: MediaUnderTest) -> str:
     """`.env.dev` of the scratch repository: the test database, the test bucket."""

@@ -11,6 +11,8 @@ from mi_testing.objectstore import MediaUnderTest
 from recordings import StoreUnavailableError, backups
 from recordings.s3 import S3Bucket, S3Writer
 
+pytestmark = pytest.mark.objectstore  # `nox -s s3`
+
 
 def _contents(media: MediaUnderTest) -> dict[str, str]:
     return {name: hashlib.sha256(media.read(name)).hexdigest() for name in media.names()}

@@ -239,6 +239,7 @@ def test_soft_time_limit_fails_the_meeting_with_the_reason(
     assert worker.alive()
 
 
+@pytest.mark.objectstore  # `nox -s s3` (with a bucket); the step tests cover it by default
 def test_a_recording_deleted_behind_the_apps_back_fails_that_meeting_only(
     client: httpx.Client, start_worker: StartWorker, spoken_wav: Path, media: MediaUnderTest
 ) -> None:
