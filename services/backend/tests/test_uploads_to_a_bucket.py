@@ -26,13 +26,14 @@ def _client(settings: BackendSettings) -> Iterator[httpx.Client]:
         yield http
 
 
-@pytest.fixture
-def bucket_settings(database_url: str, redis_url: str, s3_media: MediaUnderTest) -> BackendSettings:
+def bucket_settings(
+    database_url: str, redis_url: str, media: MediaUnderTest, **change: str
+) -> BackendSettings:
     return BackendSettings(
         database_url=database_url,
         redis_url=redis_url,
         api_token=API_TOKEN,
-        **s3_media.fields,
+        **{**media.fields, **change},
         max_upload_mb=1,
         whisper_url=f"127.0.0.1:{free_port()}",
         llm_url=f"http://127.0.0.1:{free_port()}",
@@ -49,13 +50,14 @@ def bucket_settings(database_url: str, redis_url: str, s3_media: MediaUnderTest)
     ids=["wrong-secret", "missing-bucket", "unreachable"],
 )
 def test_an_unusable_bucket_is_503_naming_the_cause_and_keeps_nothing(
-    bucket_settings: BackendSettings,
+    database_url: str,
+    redis_url: str,
     s3_media: MediaUnderTest,
     wav: bytes,
     change: dict[str, str],
     cause: str,
 ) -> None:
-    for http in _client(bucket_settings.model_copy(update=change)):
+    for http in _client(bucket_settings(database_url, redis_url, s3_media, **change)):
         reply = http.post("/api/v1/meetings", files={"file": ("a.wav", wav)})
         assert reply.status_code == 503, reply.text
         detail = reply.json()["detail"]
