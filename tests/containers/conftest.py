@@ -271,8 +271,15 @@ def images(
 
 
 @pytest.fixture(scope="session")
-def ops_image(standins: dict[str, str], run: Run, stack_env: dict[str, str]) -> str:
-    """The ops job image (libs/ops/Dockerfile, what Kubernetes' backup CronJob runs)."""
+def ops_image(
+    standins: dict[str, str], run: Run, stack_env: dict[str, str], images_module: ModuleType
+) -> str:
+    """The ops job image (libs/ops/Dockerfile, what Kubernetes' backup CronJob runs), built
+    by the same BuildKit-capable CLI scripts/airgap/images.py picks."""
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, stack_env):
+        builder = images_module.find_builder()
     tag = f"{IMAGE_PREFIX}/ops:local"
     args = []
     for name in ("PYTHON_IMAGE", "UV_IMAGE"):
@@ -280,8 +287,7 @@ def ops_image(standins: dict[str, str], run: Run, stack_env: dict[str, str]) -> 
             args += ["--build-arg", f"{name}={stack_env[name]}"]
     started = time.monotonic()
     proc = run(
-        "docker",
-        "build",
+        *builder.argv,
         "--file",
         "libs/ops/Dockerfile",
         "--target",
@@ -293,7 +299,7 @@ def ops_image(standins: dict[str, str], run: Run, stack_env: dict[str, str]) -> 
         *args,
         ".",
         timeout=1800,
-        DOCKER_BUILDKIT="1",
+        **builder.env,
     )
     assert proc.returncode == 0, f"the ops image failed to build:\n{proc.stderr[-4000:]}"
     REPORT["ops_image_seconds"] = round(time.monotonic() - started, 1)
