@@ -153,11 +153,21 @@ def test_backup_names_an_unusable_bucket_and_writes_nothing(
 
 
 def test_the_cronjob_uploads_a_verified_archive_and_keeps_the_newest(
-    dev: str, s3_media: MediaUnderTest, database_url: str, tmp_path: Path
+    dev: str,
+    s3_media: MediaUnderTest,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from ops import project
     from ops.backup import cronjob
 
     add_meeting(dev, s3_media, "nightly")
+
+    def no_checkout() -> Path:
+        raise OpsError("no repository root above /app")
+
+    monkeypatch.setattr(project, "root", no_checkout)  # the job's image has no checkout
     environ = {
         "APP_ENV": "prod",
         "DATABASE_URL": database_url,

@@ -36,7 +36,9 @@ def settings_for(values: Mapping[str, str], *, root: Path | None = None) -> Medi
     from pydantic import ValidationError
 
     media_dir = Path(values.get("MEDIA_DIR", ".data/dev/media")).expanduser()
-    if not media_dir.is_absolute():
+    if not media_dir.is_absolute() and values.get("MEDIA_STORE", "local") == "local":
+        # Relative to the checkout, as the local runtime gives it to the services. (A bucket
+        # needs no directory: the backup job runs where there is no checkout.)
         media_dir = (root or project.root()) / media_dir
     endpoint = values.get("S3_ENDPOINT_URL", "")
     if uses_own_store(values):

@@ -19,6 +19,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from ops import project
@@ -26,6 +27,15 @@ from ops.errors import OpsError
 from ops.runtimes.base import Endpoint
 
 STATEMENT_TIMEOUT = 600.0
+
+
+def _workdir() -> Path | None:
+    """The checkout (compose's relative -f paths), or None where there is none: the backup
+    job's image runs the client tools directly."""
+    try:
+        return project.root()
+    except OpsError:
+        return None
 
 
 def ident(name: str) -> str:
@@ -73,7 +83,7 @@ def run_tool(
         stdout=stdout if stdout is not None else subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=endpoint.env(),
-        cwd=project.root(),  # compose resolves its -f paths from the repository root
+        cwd=_workdir(),  # compose resolves its -f paths from the repository root
         check=False,
     )
     if proc.returncode != 0:
@@ -97,7 +107,7 @@ class PsqlSession:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=endpoint.env(),
-            cwd=project.root(),
+            cwd=_workdir(),
             text=True,
             encoding="utf-8",
             bufsize=1,
