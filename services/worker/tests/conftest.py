@@ -174,7 +174,8 @@ def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[StartWo
                 "--without-gossip",
                 *args,
             ],
-            subprocess_env(**{**worker_env, **env}),
+            # Each worker its own metrics port: several run at once, next to a dev stack.
+            subprocess_env(**{"WORKER_METRICS_PORT": str(free_port()), **worker_env, **env}),
             tmp_path / f"worker{number}.log",
         ).start()
         started.append(service)

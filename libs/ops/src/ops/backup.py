@@ -277,7 +277,50 @@ def create(
                     "check the disk (dmesg, df) and run the backup again",
                 )
         deleted = prune(env, keep, protect=path) if keep else []
-    return Created(path, manifest, time.monotonic() - started, deleted)
+        seconds = time.monotonic() - started
+        record_success(env, path.stat().st_size, seconds)
+    return Created(path, manifest, seconds, deleted)
+
+
+SUCCESS_RECORD = "last-success.prom"
+
+
+def status_dir(env: str) -> Path:
+    """Where monitoring reads how the backups of `env` go (no secrets: times and sizes).
+
+    Not backups/<env> itself: that one is private (0700), and the worker's exporter in a
+    container runs as another user.
+    """
+    return project.root() / "backups" / "status" / environments.validate(env)
+
+
+def record_success(env: str, size: int, seconds: float, directory: Path | None = None) -> Path:
+    """Note a verified backup where monitoring reads it: a textfile-collector `.prom` file.
+
+    The worker's exporter (BACKUP_STATUS_DIR) and node-exporter's textfile collector both read
+    this format; the alert BackupTooOld fires when the timestamp grows old or goes missing.
+    Written under a temporary name and renamed: a scrape never sees half a file.
+    """
+    directory = directory or status_dir(env)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+    label = f'{{env="{env}"}}'
+    text = (
+        "# HELP mi_backup_last_success_timestamp_seconds When the last verified backup finished.\n"
+        "# TYPE mi_backup_last_success_timestamp_seconds gauge\n"
+        f"mi_backup_last_success_timestamp_seconds{label} {time.time():.3f}\n"
+        "# HELP mi_backup_last_size_bytes Size of the last verified backup archive.\n"
+        "# TYPE mi_backup_last_size_bytes gauge\n"
+        f"mi_backup_last_size_bytes{label} {size}\n"
+        "# HELP mi_backup_last_duration_seconds How long the last verified backup took.\n"
+        "# TYPE mi_backup_last_duration_seconds gauge\n"
+        f"mi_backup_last_duration_seconds{label} {seconds:.3f}\n"
+    )
+    target = directory / SUCCESS_RECORD
+    partial = directory / f".{SUCCESS_RECORD}.tmp"
+    partial.write_text(text)
+    partial.chmod(0o644)
+    partial.replace(target)
+    return target
 
 
 def prune(env: str, keep: int, *, protect: Path | None = None) -> list[Path]:

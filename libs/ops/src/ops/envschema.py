@@ -143,6 +143,13 @@ class StackSettings(BaseSettings):
         "llama3.2:3b", description="Ollama model (name:tag) used for analysis."
     )
 
+    # worker
+    worker_metrics_port: Port = Field(
+        9102,
+        description="Prometheus metrics port of the worker (pipeline metrics, queue depth).",
+        json_schema_extra=section("worker (meeting pipeline)"),
+    )
+
     # monitoring
     grafana_admin_password: SecretStr = Field(
         default=SecretStr("change-me"),

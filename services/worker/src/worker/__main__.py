@@ -6,7 +6,8 @@ option given on the command line is passed to `celery worker` and wins, e.g.
     python -m worker --queues transcribe --concurrency 2
     python -m worker --pool solo --loglevel DEBUG
 
-Configuration problems end the process with one line on stderr and exit status 2.
+Configuration problems end the process with one line on stderr and exit status 2; a metrics
+port (WORKER_METRICS_PORT) that is taken, with exit status 1.
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         print(describe_config_error(exc), file=sys.stderr)  # noqa: T201 - the CLI's one line
         raise SystemExit(2) from None
+
+    # Before anything imports prometheus_client: the pool processes Celery forks must each
+    # write their own metric files, which the main process's /metrics adds up.
+    from common import multiprocess
+
+    multiprocess.prepare("worker", settings.worker_metrics_port)
+    from worker import metrics
+
+    try:
+        metrics.serve(settings)
+    except metrics.MetricsPortError as exc:
+        print(f"worker: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one line
+        raise SystemExit(1) from None
 
     from worker.celery_app import app
 
