@@ -78,7 +78,8 @@ def test_pipeline_metrics_add_up_over_the_pool_processes(
     # Three meetings wait in the queue before any worker runs; one of them lost its file.
     ids = [upload(client, spoken_wav) for _ in range(3)]
     with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
-        row = conn.execute("SELECT media_filename FROM meetings WHERE id = %s", (ids[2],)).fetchone()
+        query = "SELECT media_filename FROM meetings WHERE id = %s"
+        row = conn.execute(query, (ids[2],)).fetchone()
     assert row is not None
     (media_dir / row[0]).unlink()
 
@@ -106,9 +107,7 @@ def test_pipeline_metrics_add_up_over_the_pool_processes(
     # Every task of the two good meetings ran once and succeeded: process, transcribe,
     # analyze and index each twice; the lost one got as far as transcribe.
     for stage, runs in (("process", 3), ("transcribe", 2), ("analyze", 2), ("index", 2)):
-        count = value(
-            after, "mi_pipeline_stage_duration_seconds_count", stage=stage, outcome="ok"
-        )
+        count = value(after, "mi_pipeline_stage_duration_seconds_count", stage=stage, outcome="ok")
         assert count == runs, (stage, count)
     assert value(after, "mi_meeting_turnaround_seconds_count", outcome="done") == 2
     audio = total(after, "mi_audio_seconds_total", engine="pocketsphinx")
