@@ -14,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from backend.core.config import BackendSettings, get_settings
+from common import multiprocess
 from common.logging import configure_logging
 
 
@@ -44,6 +45,10 @@ def main() -> None:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal; this handler (the
     # one it restores) turns that into a clean exit 0 instead of death by signal.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    if settings.backend_workers > 1:
+        # Each uvicorn worker process counts its own requests; in multiprocess mode they all
+        # write to one directory and whichever answers /metrics reports the sum.
+        multiprocess.prepare("backend", settings.backend_port)
     uvicorn.run(
         "backend.main:app",
         host=settings.backend_host,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,7 @@ from backend.core.security import require_token
 from backend.db.read_pool import read_pool
 from backend.db.session import async_engine, async_sessions
 from backend.services.task_queue import make_client
+from common import multiprocess
 from common.logging import configure_logging
 from common.metrics import PrometheusMiddleware
 
@@ -75,6 +77,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.redis.aclose()
         await app.state.read_pool.close()
         await engine.dispose()
+        # A uvicorn worker that stops: its live gauges must stop counting (counters stay).
+        multiprocess.mark_dead(os.getpid())
 
 
 def create_app(settings: BackendSettings | None = None) -> FastAPI:
