@@ -83,7 +83,10 @@ class WhisperServer:
             self.metrics_port = self.metrics.serve(self.settings.host, self.settings.metrics_port)
         except OSError as exc:
             address = listen_address(self.settings.host, self.settings.metrics_port)
-            raise OSError(f"cannot serve metrics on {address}: {exc.strerror or exc}") from exc
+            raise OSError(
+                f"cannot serve metrics on {address} (WHISPER_METRICS_PORT): "
+                f"{exc.strerror or exc}; set WHISPER_METRICS_PORT to a free port"
+            ) from exc
         self.grpc.start()
         log.info(
             "listening on %s (metrics on port %d), engine loading",
