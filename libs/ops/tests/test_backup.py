@@ -720,3 +720,35 @@ def test_a_delete_between_snapshot_and_lock_makes_the_backup_start_over(
     assert created.manifest.row_counts["public.meetings"] == 2
     assert f"media/{ids[0].hex}.wav" not in {p.name for p in created.manifest.media_parts}
     assert created.manifest.media_missing == []
+
+
+# --- the record monitoring reads ------------------------------------------------------------
+
+
+def test_a_verified_backup_is_recorded_for_monitoring(dev: Env) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    seed(dev, 1)
+    before = time.time()
+    created = backup.create("dev")
+    record = dev.root / "backups" / "status" / "dev" / backup.SUCCESS_RECORD
+    samples = {
+        s.name: (s.labels, s.value)
+        for family in text_string_to_metric_families(record.read_text())
+        for s in family.samples
+    }
+    stamp_labels, stamp = samples["mi_backup_last_success_timestamp_seconds"]
+    assert stamp_labels == {"env": "dev"}
+    assert before <= stamp <= time.time()
+    assert samples["mi_backup_last_size_bytes"][1] == created.path.stat().st_size
+    assert oct(record.stat().st_mode & 0o777) == "0o644"  # another user (a container) reads it
+
+
+def test_a_backup_whose_record_cannot_be_written_still_succeeds(dev: Env, capsys) -> None:
+    seed(dev, 1)
+    status = dev.root / "backups" / "status"
+    status.mkdir(parents=True)
+    (status / "dev").write_text("not a directory")  # what root-owned leftovers do, for any user
+    created = backup.create("dev")
+    assert created.path.exists()
+    assert "could not record this backup for monitoring" in capsys.readouterr().out

@@ -278,7 +278,14 @@ def create(
                 )
         deleted = prune(env, keep, protect=path) if keep else []
         seconds = time.monotonic() - started
-        record_success(env, path.stat().st_size, seconds)
+        try:
+            record_success(env, path.stat().st_size, seconds)
+        except OSError as exc:  # the backup itself is fine: say so, and what monitoring misses
+            say(
+                f"warning: could not record this backup for monitoring in {status_dir(env)}: "
+                f"{exc.strerror or exc}; make that directory writable for you (a container "
+                "runtime may have created it as root) or the BackupTooOld alert will fire"
+            )
     return Created(path, manifest, seconds, deleted)
 
 
