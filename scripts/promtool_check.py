@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 PROMETHEUS = Path("infra/prometheus")
 CONFIG = PROMETHEUS / "prometheus.yml"
 RULES = PROMETHEUS / "rules"
@@ -55,6 +53,13 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.file}: [{self.check}] {self.message}"
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    from ruamel.yaml import YAML  # check-jsonschema's YAML library (validate group), typed
+
+    data = YAML(typ="safe", pure=True).load(path.read_text())
+    return data if isinstance(data, dict) else {}
 
 
 def promtool() -> str:
@@ -112,7 +117,7 @@ def alerts(root: Path) -> dict[str, str]:
     """Alert name -> the rule file defining it."""
     found = {}
     for path in sorted((root / RULES).glob("*.yml")):
-        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
+        for group in _yaml(path).get("groups", []):
             for rule in group.get("rules", []):
                 if "alert" in rule:
                     found[rule["alert"]] = str(path.relative_to(root))
@@ -122,7 +127,7 @@ def alerts(root: Path) -> dict[str, str]:
 def tested_firing(root: Path) -> set[str]:
     fired = set()
     for path in rule_test_files(root):
-        for test in (yaml.safe_load(path.read_text()) or {}).get("tests", []):
+        for test in _yaml(path).get("tests", []):
             for case in test.get("alert_rule_test", []):
                 if case.get("exp_alerts"):
                     fired.add(case["alertname"])
@@ -198,7 +203,7 @@ def check_dashboards(root: Path) -> list[Problem]:
     }
     with tempfile.TemporaryDirectory() as scratch:
         generated = Path(scratch) / "dashboards.rules.yml"
-        generated.write_text(yaml.safe_dump(rules, sort_keys=False))
+        generated.write_text(json.dumps(rules, indent=1))  # JSON is YAML to promtool
         proc = _run(["check", "rules", str(generated)], root)
     if proc.returncode == 0:
         return []
