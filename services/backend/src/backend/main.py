@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI
 from grpc import aio
 from redis.asyncio import Redis
 
-from backend import __version__
+from backend import __version__, tracing
 from backend.api.routes import health, meetings, search
 from backend.core.config import BackendSettings, get_settings
 from backend.core.errors import install_error_handlers
@@ -90,6 +90,12 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    endpoint, environment = (
+        (settings.otel_exporter_otlp_endpoint, settings.app_env)
+        if settings is not None
+        else tracing.endpoint_from_env()
+    )
+    tracing.instrument(app, endpoint, environment)
     app.add_middleware(PrometheusMiddleware, service="backend")
     install_error_handlers(app)
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from common.metrics import PrometheusMiddleware
+from llm_service import tracing
 from llm_service.api import analysis, health
 from llm_service.config import LLMSettings
 from llm_service.engines.base import EngineError
@@ -67,6 +68,7 @@ def create_app(
         version=_version(),
         lifespan=lifespan,
     )
+    tracing.instrument(app, SERVICE, settings.otel_exporter_otlp_endpoint, settings.app_env)
     app.add_middleware(PrometheusMiddleware, service=SERVICE)
     app.add_exception_handler(EngineError, _engine_error)
     app.include_router(analysis.router)

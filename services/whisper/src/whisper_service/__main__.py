@@ -15,6 +15,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
+from common import tracing
 from common.logging import configure_logging
 from whisper_service.config import SERVICE_NAME, WhisperSettings, describe_validation_error
 from whisper_service.errors import EngineError
@@ -34,6 +35,7 @@ def main() -> int:
     except ValidationError as exc:
         return _fail(f"invalid configuration: {describe_validation_error(exc)}", 2)
     configure_logging(SERVICE_NAME, settings.log_level, json_logs=settings.log_json)
+    tracing.setup(SERVICE_NAME, settings.otel_exporter_otlp_endpoint, settings.app_env)
 
     # SimpleQueue.put is safe inside a signal handler (Event.set can deadlock there).
     events: queue.SimpleQueue[str | EngineError] = queue.SimpleQueue()

@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from whisper_service import engines
+from whisper_service import engines, tracing
 from whisper_service.config import WhisperSettings
 from whisper_service.engines import Engine
 from whisper_service.metrics import Metrics
@@ -55,6 +55,7 @@ class WhisperServer:
         )
         self.grpc = grpc.server(
             self._executor,
+            interceptors=tracing.server_interceptors(SERVICE_NAME),
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 # Keep connections from idle clients (the worker) alive through proxies.
