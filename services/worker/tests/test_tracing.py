@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from backend.testing import ServiceProcess, free_port, subprocess_env
 from backend.testing_otlp import Blackhole, OtlpReceiver, ReceivedSpan
-from backend.testing_otlp import otlp_receiver as otlp_receiver  # noqa: F401 - fixture
+from backend.testing_otlp import otlp_receiver as otlp_receiver  # the fixture
 
 pytestmark = pytest.mark.observability
 
@@ -136,7 +136,7 @@ def _descends_from(span: ReceivedSpan, root: ReceivedSpan, by_id: dict[str, Rece
 
 def test_one_meeting_is_one_trace_across_the_four_services(
     stack: Stack,
-    otlp_receiver: OtlpReceiver,  # noqa: F811
+    otlp_receiver: OtlpReceiver,
     start_worker: StartWorker,
     spoken_wav: Path,
 ) -> None:

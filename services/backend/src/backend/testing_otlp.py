@@ -44,7 +44,7 @@ class OtlpReceiver:
         self.requests = 0
         self._lock = threading.Lock()
 
-        class Service(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+        class Service(trace_service_pb2_grpc.TraceServiceServicer):
             def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC's name
                 receiver._keep(request)
                 return trace_service_pb2.ExportTraceServiceResponse()
