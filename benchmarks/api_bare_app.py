@@ -1,10 +1,11 @@
-"""The backend app without its Prometheus middleware and without tracing: the `off`
-baseline of `api_load.py --compare` (served by the uvicorn CLI, as `python -m backend` does
-with uvicorn.run)."""
+"""The backend without its observability, the `off` baseline of `api_load.py --compare`:
+no Prometheus middleware, no tracing. Run as a script, it serves that app exactly the way
+`python -m backend` serves the real one (same settings, logging and uvicorn options)."""
 
 from __future__ import annotations
 
 import os
+import signal
 
 from backend.main import create_app
 from common.metrics import PrometheusMiddleware
@@ -12,3 +13,27 @@ from common.metrics import PrometheusMiddleware
 os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
 app = create_app()
 app.user_middleware = [m for m in app.user_middleware if m.cls != PrometheusMiddleware]  # type: ignore[comparison-overlap]
+
+
+def main() -> None:
+    import uvicorn
+
+    from backend.__main__ import _exit_cleanly, load_settings
+    from common.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging("backend", settings.log_level, json_logs=settings.log_json)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.run(
+        "api_bare_app:app",
+        host=settings.backend_host,
+        port=settings.backend_port,
+        workers=settings.backend_workers,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

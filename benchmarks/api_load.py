@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -197,75 +198,105 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+@dataclass
+class Target:
+    """One running API (a variant) under test."""
+
+    name: str
+    base: str
+    process: subprocess.Popen[bytes]
+    receiver: Any = None
+
+
+def _run_once(
+    target: Target,
+    pg: Postgres,
+    path_file: Path,
+    args: argparse.Namespace,
+    tool: str,
+    duration: float,
+) -> dict[str, Any]:
+    # CPU per request is reported next to latency: unlike latency it barely changes when
+    # other work competes for the machine.
+    pg_pid = pg.server.get_pid() or 0
+    before = (
+        _tree_cpu_seconds(target.process.pid),
+        _tree_cpu_seconds(pg_pid),
+        _children_cpu_seconds(),
+        _busy_cpu_seconds(),
+        time.perf_counter(),
+    )
+    if tool == "wrk":
+        result = _run_wrk(target.base, path_file, args.clients, duration, threads=2)
+    else:
+        result = _run_httpx(target.base, path_file, args.clients, duration)
+    after = (
+        _tree_cpu_seconds(target.process.pid),
+        _tree_cpu_seconds(pg_pid),
+        _children_cpu_seconds(),
+        _busy_cpu_seconds(),
+        time.perf_counter(),
+    )
+    used = [a - b for a, b in zip(after, before, strict=True)]
+    requests = max(1, result["requests"])
+    result["backend_cpu_ms_per_request"] = used[0] * 1000 / requests
+    result["postgres_cpu_ms_per_request"] = used[1] * 1000 / requests
+    # Cores busy with anything else (other jobs on a shared machine, the OTLP receiver of
+    # the traced variant), which competes with the server and skews latency.
+    result["other_cores_busy"] = max(0.0, used[3] - used[0] - used[1] - used[2]) / used[4]
+    return result
+
+
 def _measure(
-    base: str,
-    backend_pid: int,
+    targets: list[Target],
     pg: Postgres,
     root: Path,
     endpoints: dict[str, list[str]],
     args: argparse.Namespace,
     tool: str,
-) -> dict[str, Any]:
-    """Warm-up, then `args.runs` timed runs per endpoint; the median run by p99 is reported."""
-    results: dict[str, Any] = {}
-    for name, paths in endpoints.items():
-        path_file = root / f"paths-{len(results)}.txt"
+) -> dict[str, dict[str, Any]]:
+    """Per endpoint: a warm-up of every target, then `args.runs` rounds in which each target
+    gets one timed run, in a rotating order, so drift on a shared machine hits all alike.
+    The median run by p99 is reported per target."""
+    results: dict[str, dict[str, Any]] = {t.name: {} for t in targets}
+    for index, (name, paths) in enumerate(endpoints.items()):
+        path_file = root / f"paths-{index}.txt"
         path_file.write_text("\n".join(paths) + "\n")
-
-        def run(duration: float, path_file: Path = path_file) -> dict[str, Any]:
-            # CPU per request is reported next to latency: unlike latency it barely
-            # changes when other work competes for the machine.
-            pg_pid = pg.server.get_pid() or 0
-            before = (
-                _tree_cpu_seconds(backend_pid),
-                _tree_cpu_seconds(pg_pid),
-                _children_cpu_seconds(),
-                _busy_cpu_seconds(),
-                time.perf_counter(),
-            )
-            if tool == "wrk":
-                result = _run_wrk(base, path_file, args.clients, duration, threads=2)
-            else:
-                result = _run_httpx(base, path_file, args.clients, duration)
-            after = (
-                _tree_cpu_seconds(backend_pid),
-                _tree_cpu_seconds(pg_pid),
-                _children_cpu_seconds(),
-                _busy_cpu_seconds(),
-                time.perf_counter(),
-            )
-            used = [a - b for a, b in zip(after, before, strict=True)]
-            requests = max(1, result["requests"])
-            result["backend_cpu_ms_per_request"] = used[0] * 1000 / requests
-            result["postgres_cpu_ms_per_request"] = used[1] * 1000 / requests
-            # Cores busy with anything else (other jobs on a shared machine), which
-            # competes with the server and skews latency.
-            result["other_cores_busy"] = max(0.0, used[3] - used[0] - used[1] - used[2]) / (used[4])
-            return result
-
-        run(3.0)  # warm-up: connection pools, caches, JIT-free but page cache
-        runs = [run(args.duration) for _ in range(args.runs)]
-        ordered = sorted(runs, key=lambda r: r["p99_ms"])
-        median_run = ordered[len(ordered) // 2]
-        results[name] = {
-            "median_run": median_run,
-            "runs": runs,
-            "median_rps": statistics.median(r["rps"] for r in runs),
-        }
-        print(
-            f"{name:28} median of {args.runs}: {median_run['rps']:7.0f} req/s  "
-            f"p50 {median_run['p50_ms']:6.1f} ms  p99 {median_run['p99_ms']:6.1f} ms  "
-            f"errors {median_run['errors']}"
-        )
-        for index, r in enumerate(runs, 1):
+        for target in targets:
+            _run_once(target, pg, path_file, args, tool, 3.0)  # warm-up: pools, caches
+        runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+        for round_ in range(args.runs):
+            shift = round_ % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                runs[target.name].append(
+                    _run_once(target, pg, path_file, args, tool, args.duration)
+                )
+        for target in targets:
+            mine = runs[target.name]
+            median_run = sorted(mine, key=lambda r: r["p99_ms"])[len(mine) // 2]
+            results[target.name][name] = {
+                "median_run": median_run,
+                "runs": mine,
+                "median_rps": statistics.median(r["rps"] for r in mine),
+                "median_backend_cpu_ms_per_request": statistics.median(
+                    r["backend_cpu_ms_per_request"] for r in mine
+                ),
+            }
+            label = f"[{target.name}] " if len(targets) > 1 else ""
             print(
-                f"    run {index}: {r['rps']:7.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
-                f"p90 {r['p90_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-                f"max {r['max_ms']:6.1f} ms  CPU/request: backend "
-                f"{r['backend_cpu_ms_per_request']:.2f} ms, postgres "
-                f"{r['postgres_cpu_ms_per_request']:.2f} ms; other work on the "
-                f"machine: {r['other_cores_busy']:.2f} cores"
+                f"{label}{name:28} median of {args.runs}: {median_run['rps']:7.0f} req/s  "
+                f"p50 {median_run['p50_ms']:6.1f} ms  p99 {median_run['p99_ms']:6.1f} ms  "
+                f"errors {median_run['errors']}"
             )
+            for number, r in enumerate(mine, 1):
+                print(
+                    f"    run {number}: {r['rps']:7.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+                    f"p90 {r['p90_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                    f"max {r['max_ms']:6.1f} ms  CPU/request: backend "
+                    f"{r['backend_cpu_ms_per_request']:.2f} ms, postgres "
+                    f"{r['postgres_cpu_ms_per_request']:.2f} ms; other work on the "
+                    f"machine: {r['other_cores_busy']:.2f} cores"
+                )
     return results
 
 
@@ -274,17 +305,15 @@ VARIANTS = {
     "off": "no Prometheus middleware, no tracing (benchmarks/api_bare_app.py)",
     "metrics": "as shipped: Prometheus metrics (multiprocess), tracing off",
     "metrics+traces": "as shipped plus every request traced to an OTLP receiver on loopback",
+    "metrics+traces-10%": "the same, sampling 10 % of the traces (OTEL_TRACES_SAMPLER_ARG=0.1)",
 }
 
 
-def _variant_argv(variant: str, args: argparse.Namespace, port: int) -> list[str] | None:
+def _variant_argv(variant: str) -> list[str] | None:
     if variant != "off":
         return None  # python -m backend
-    return [
-        *(sys.executable, "-m", "uvicorn", "api_bare_app:app"),
-        *("--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)),
-        *("--log-level", "warning", "--no-access-log"),
-    ]
+    # The same launcher code as `python -m backend`, serving the app without observability.
+    return [sys.executable, str(Path(__file__).with_name("api_bare_app.py"))]
 
 
 def main() -> None:
@@ -353,47 +382,47 @@ def main() -> None:
                     "/api/v1/search?q=" + quote_plus(q) for q in seeded.query_terms
                 ],
             }
-            by_variant: dict[str, dict[str, Any]] = {}
-            spans: dict[str, int] = {}
-            for variant in VARIANTS if args.compare else ["metrics"]:
-                port = free_port()
-                variant_env = {**env, "BACKEND_PORT": str(port)}
-                receiver = None
-                if variant == "metrics+traces":
-                    from backend.testing_otlp import OtlpReceiver
+            variants = list(VARIANTS) if args.compare else ["metrics"]
+            targets: list[Target] = []
+            try:
+                for variant in variants:
+                    port = free_port()
+                    variant_env = {**env, "BACKEND_PORT": str(port)}
+                    receiver = None
+                    if variant.startswith("metrics+traces"):
+                        from backend.testing_otlp import OtlpReceiver
 
-                    receiver = OtlpReceiver().__enter__()
-                    variant_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
-                backend = _start_backend(
-                    variant_env,
-                    root / f"backend-{variant}.log",
-                    port,
-                    _variant_argv(variant, args, port),
-                )
-                try:
-                    base = f"http://127.0.0.1:{port}"
+                        receiver = OtlpReceiver().__enter__()
+                        variant_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+                    if variant == "metrics+traces-10%":
+                        variant_env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+                        variant_env["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
+                    argv = _variant_argv(variant)
+                    process = _start_backend(
+                        variant_env, root / f"backend-{variant}.log", port, argv
+                    )
+                    targets.append(Target(variant, f"http://127.0.0.1:{port}", process, receiver))
                     what = VARIANTS[variant] if args.compare else "python -m backend"
-                    print(
-                        f"\n[{variant}] {what}"
-                        f"; {args.workers} uvicorn worker(s), DB pool {args.pool_size}/worker; "
-                        f"load: {tool}, {args.clients} clients, {args.runs} x "
-                        f"{args.duration:g}s per endpoint"
-                    )
-                    check = httpx.get(
-                        base + endpoints["GET /api/v1/meetings/{id}"][0],
-                        headers={"Authorization": f"Bearer {TOKEN}"},
-                    )
-                    check.raise_for_status()
-                    print(f"detail payload: {len(check.content)} bytes")
-                    by_variant[variant] = _measure(
-                        base, backend.pid, pg, root, endpoints, args, tool
-                    )
-                finally:
-                    _stop(backend)
-                    if receiver is not None:
+                    print(f"[{variant}] {what}")
+                check = httpx.get(
+                    targets[0].base + endpoints["GET /api/v1/meetings/{id}"][0],
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                )
+                check.raise_for_status()
+                print(
+                    f"{args.workers} uvicorn worker(s), DB pool {args.pool_size}/worker; load: "
+                    f"{tool}, {args.clients} clients, {args.runs} x {args.duration:g}s per "
+                    f"endpoint and variant; detail payload: {len(check.content)} bytes"
+                )
+                by_variant = _measure(targets, pg, root, endpoints, args, tool)
+            finally:
+                spans: dict[str, int] = {}
+                for target in targets:
+                    _stop(target.process)
+                    if target.receiver is not None:
                         time.sleep(1)  # the last batches
-                        spans[variant] = len(receiver.spans)
-                        receiver.__exit__(None, None, None)
+                        spans[target.name] = len(target.receiver.spans)
+                        target.receiver.__exit__(None, None, None)
 
             detail_p99 = by_variant["metrics"]["GET /api/v1/meetings/{id}"]["median_run"]["p99_ms"]
             verdict = "meets" if detail_p99 < TARGET_P99_MS else "MISSES"
@@ -401,7 +430,7 @@ def main() -> None:
             if args.compare:
                 _print_comparison(by_variant, spans)
             if not args.no_save:
-                target = COMPARE_RESULTS if args.compare else RESULTS
+                out = COMPARE_RESULTS if args.compare else RESULTS
                 report: dict[str, Any] = {
                     "machine": machine(),
                     "platform": platform.platform(),
@@ -420,9 +449,9 @@ def main() -> None:
                     report["results"] = by_variant
                 else:
                     report["results"] = by_variant["metrics"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(json.dumps(report, indent=2) + "\n")
-                print(f"saved {target.relative_to(ROOT)}")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(report, indent=2) + "\n")
+                print(f"saved {out.relative_to(ROOT)}")
         finally:
             redis.stop()
             pg.stop()
@@ -435,10 +464,12 @@ def _print_comparison(by_variant: dict[str, dict[str, Any]], spans: dict[str, in
         for variant, results in by_variant.items():
             row = results[endpoint]
             change = (row["median_rps"] / base["median_rps"] - 1) * 100
-            cpu = row["median_run"]["backend_cpu_ms_per_request"]
+            cpu = row["median_backend_cpu_ms_per_request"]
+            cpu_change = (cpu / base["median_backend_cpu_ms_per_request"] - 1) * 100
             print(
                 f"  {endpoint:28} {variant:15} {row['median_rps']:7.0f} req/s ({change:+5.1f} %)"
                 f"  p99 {row['median_run']['p99_ms']:6.1f} ms  backend CPU {cpu:.2f} ms/request"
+                f" ({cpu_change:+5.1f} %)"
             )
     for variant, count in spans.items():
         print(f"  {variant}: {count} spans reached the OTLP receiver")

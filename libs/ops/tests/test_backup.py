@@ -725,6 +725,7 @@ def test_a_delete_between_snapshot_and_lock_makes_the_backup_start_over(
 # --- the record monitoring reads ------------------------------------------------------------
 
 
+@pytest.mark.observability
 def test_a_verified_backup_is_recorded_for_monitoring(dev: Env) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -744,6 +745,7 @@ def test_a_verified_backup_is_recorded_for_monitoring(dev: Env) -> None:
     assert oct(record.stat().st_mode & 0o777) == "0o644"  # another user (a container) reads it
 
 
+@pytest.mark.observability
 def test_a_backup_whose_record_cannot_be_written_still_succeeds(dev: Env, capsys) -> None:
     seed(dev, 1)
     status = dev.root / "backups" / "status"

@@ -8,7 +8,9 @@ is slow, wrong or gone the queue fills and spans are dropped, never requests. Ex
 are logged once per outage (and once more when it recovers), not once per batch.
 
 The services install their framework's instrumentation themselves (their own dependencies):
-`setup()` returns whether they should. Propagation is W3C traceparent everywhere: HTTP and
+`setup()` returns whether they should. FastAPI traces its requests natively once a tracer
+provider exists (`FastAPI(telemetry=...)`, cheaper than the ASGI instrumentation package:
+measured in benchmarks/api_load.py --compare). Propagation is W3C traceparent everywhere: HTTP and
 gRPC headers, and Celery message headers (so a meeting is one trace from upload to done).
 """
 
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import MutableMapping
+from typing import Any
 from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
@@ -29,6 +33,8 @@ BATCH_SPANS = 512
 EXPORT_TIMEOUT_S = 5.0
 
 _active_pid: int | None = None
+# Probes and scrapes every few seconds would bury the requests worth looking at.
+UNTRACED_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 
 
 def active() -> bool:
@@ -92,6 +98,11 @@ def setup(service: str, endpoint: str | None, environment: str = "dev") -> bool:
     _active_pid = os.getpid()
     logger.info("tracing: exporting spans to %s (OTLP/gRPC)", endpoint)
     return True
+
+
+def untraced(scope: MutableMapping[str, Any]) -> bool:
+    """For FastAPI's `telemetry={"exclude": ...}`: requests that get no span."""
+    return scope.get("path") in UNTRACED_PATHS
 
 
 def log_fields() -> dict[str, str]:

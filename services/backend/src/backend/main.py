@@ -88,6 +88,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=tracing.TELEMETRY,
     )
     app.state.settings = settings
     endpoint, environment = (
@@ -95,7 +96,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         if settings is not None
         else tracing.endpoint_from_env()
     )
-    tracing.instrument(app, endpoint, environment)
+    tracing.instrument(endpoint, environment)
     app.add_middleware(PrometheusMiddleware, service="backend")
     install_error_handlers(app)
 

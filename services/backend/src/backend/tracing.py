@@ -1,28 +1,24 @@
-"""Traces of the API: its requests (FastAPI) and the pipeline messages it enqueues (Celery
-puts the trace context into each message's headers, so the worker continues the trace)."""
+"""Traces of the API: its requests (FastAPI's native telemetry, once `setup` installed a
+tracer provider) and the pipeline messages it enqueues (Celery puts the trace context into
+each message's headers, so the worker continues the trace)."""
 
 from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from common import tracing
 
-# Probes and scrapes every few seconds would bury the requests worth looking at.
-UNTRACED = "/health,/health/ready,/metrics"
+# Spans for requests only (metrics are Prometheus', logs are the JSON lines), none for probes.
+TELEMETRY = TelemetryConfig(exclude=tracing.untraced, metrics=False, logs=False)
 
 
-def instrument(app: FastAPI, endpoint: str | None, environment: str) -> bool:
+def instrument(endpoint: str | None, environment: str) -> bool:
     if not tracing.setup("backend", endpoint, environment):
         return False
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    # One span per request: the per-chunk receive/send spans triple the cost and say little.
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=UNTRACED, exclude_spans=["receive", "send"]
-    )
     celery = CeleryInstrumentor()
     if not celery.is_instrumented_by_opentelemetry:
         celery.instrument()
