@@ -175,7 +175,7 @@ def _start_backend(
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # several backends start on a busy 2-core machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"backend exited:\n{log.read_text()[-2000:]}")
