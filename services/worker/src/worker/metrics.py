@@ -88,7 +88,9 @@ REDELIVERIES = Counter(
     ["stage"],
 )
 FAILURES = Counter(
-    "mi_pipeline_failures_total", "Meetings failed, by stage and reason", ["stage", "reason"]
+    "mi_pipeline_failures_total",
+    "Steps that failed their meeting, by stage and reason (a meeting failed again counts again)",
+    ["stage", "reason"],
 )
 FINISHED = Counter(
     "mi_meetings_finished_total", "Meetings that reached done or failed", ["outcome"]
