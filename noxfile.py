@@ -68,7 +68,9 @@ def tests(session: nox.Session) -> None:
     # dev, not just test: the tests drive grpcio-tools (stale stubs) and pre-commit (hooks).
     install_locked(session, "dev")
     # tests/infra belongs to the infra session; e2e to its own.
-    session.run("pytest", "-m", "not e2e", "--ignore=tests/infra", *session.posargs)
+    session.run(
+        "pytest", "-m", "not e2e and not observability", "--ignore=tests/infra", *session.posargs
+    )
 
 
 @nox.session
@@ -82,11 +84,21 @@ def e2e(session: nox.Session) -> None:
 def infra(session: nox.Session) -> None:
     """Containers, offline: compose files against the compose-spec schema, Dockerfiles through
     hadolint, each environment's merged config against the policy, then tests/infra."""
-    # The workspace too: the checks generate env files from ops.envschema, and tests/infra
+    # The workspace too: the checks generate env files from ops.env.schema, and tests/infra
     # runs the migrate command and healthchecks against real Postgres, Redis and Celery.
     install_locked(session, "validate", "test")
     session.run("python", "scripts/infra_check.py")
+    # Alert rules, their unit tests and every dashboard query (needs Debian's promtool).
+    session.run("python", "scripts/promtool_check.py")
     session.run("pytest", "tests/infra", *session.posargs)
+
+
+@nox.session
+def observability(session: nox.Session) -> None:
+    """Metrics and traces across real processes: prefork worker metrics, two uvicorn workers
+    summing up, one trace from upload to done over backend, worker, whisper and llm."""
+    install_locked(session, "dev")
+    session.run("pytest", "-m", "observability", *session.posargs)
 
 
 @nox.session

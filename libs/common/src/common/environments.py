@@ -17,6 +17,7 @@ DEV_PORTS: Final[dict[str, int]] = {
     "LLM_PORT": 8001,
     "WHISPER_PORT": 50051,
     "WHISPER_METRICS_PORT": 9101,
+    "WORKER_METRICS_PORT": 9102,
     "POSTGRES_PORT": 5433,
     "REDIS_PORT": 6380,
 }

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mi_testing import services, speech
+from mi_testing.otlp import OtlpReceiver
 from mi_testing.stores import Postgres, RedisServer
 
 
@@ -89,3 +90,10 @@ def llm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def spoken_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """speech.MEETING spoken by festival (two action items with owners and due days)."""
     return speech.speak(speech.MEETING, tmp_path_factory.mktemp("audio") / "speech.wav")
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """An OTLP/gRPC trace collector on loopback that keeps every span it is sent."""
+    with OtlpReceiver() as receiver:
+        yield receiver

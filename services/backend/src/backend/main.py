@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,7 @@ from fastapi import Depends, FastAPI
 from grpc import aio
 from redis.asyncio import Redis
 
-from backend import __version__
+from backend import __version__, tracing
 from backend.api.routes import exports, health, meetings, search
 from backend.config import SERVICE_NAME, BackendSettings, get_settings
 from backend.core.errors import install_error_handlers
@@ -20,6 +21,7 @@ from backend.db.read_pool import read_pool
 from backend.services.task_queue import make_client
 from backend.web import install_web
 from backend.web.auth import require_api_auth
+from common import multiprocess
 from common.logging import configure_logging
 from common.metrics import PrometheusMiddleware
 from meetings.session import async_engine, async_sessions
@@ -76,6 +78,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.redis.aclose()
         await app.state.read_pool.close()
         await engine.dispose()
+        # A uvicorn worker that stops: its live gauges must stop counting (counters stay).
+        multiprocess.mark_dead(os.getpid())
 
 
 def create_app(settings: BackendSettings | None = None) -> FastAPI:
@@ -85,8 +89,15 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=tracing.TELEMETRY,
     )
     app.state.settings = settings
+    endpoint, environment = (
+        (settings.otel_exporter_otlp_endpoint, settings.app_env)
+        if settings is not None
+        else tracing.endpoint_from_env()
+    )
+    tracing.instrument(endpoint, environment)
     app.add_middleware(PrometheusMiddleware, service=SERVICE_NAME)
     install_error_handlers(app)
 

@@ -12,7 +12,9 @@ from importlib.metadata import PackageNotFoundError, version
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 
+from common import tracing
 from common.metrics import PrometheusMiddleware
 from llm_service.api.routes import analysis, health
 from llm_service.config import SERVICE_NAME, LLMSettings, get_settings
@@ -64,7 +66,10 @@ def create_app(
         summary="Summary, action items and topics of meeting transcripts.",
         version=_version(),
         lifespan=lifespan,
+        telemetry=TelemetryConfig(exclude=tracing.untraced, metrics=False, logs=False),
     )
+    # FastAPI traces each request itself once a tracer provider is installed.
+    tracing.setup(SERVICE_NAME, settings.otel_exporter_otlp_endpoint, settings.app_env)
     app.add_middleware(PrometheusMiddleware, service=SERVICE_NAME)
     app.add_exception_handler(EngineError, _engine_error)
     app.include_router(analysis.router)

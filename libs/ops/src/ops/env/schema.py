@@ -149,6 +149,13 @@ class StackSettings(BaseSettings):
         json_schema_extra=section("models"),
     )
 
+    # worker
+    worker_metrics_port: Port = Field(
+        DEV_PORTS["WORKER_METRICS_PORT"],
+        description="Prometheus metrics port of the worker (pipeline metrics, queue depth).",
+        json_schema_extra=section("worker (meeting pipeline)"),
+    )
+
     # monitoring
     grafana_admin_password: SecretStr = Field(
         default=SecretStr("change-me"),

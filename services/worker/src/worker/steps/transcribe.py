@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from meetings.models import MeetingStatus, Transcript, TranscriptSegment
-from worker import store
+from worker import metrics, store
 from worker.errors import PermanentError
 from worker.resources import Resources
 
@@ -73,4 +73,5 @@ def run(res: Resources, meeting_id: uuid.UUID) -> bool:
             )
         # The transcript is visible from now on; what the meeting waits for next is analysis.
         store.advance(session, meeting_id, MeetingStatus.ANALYZING)
+    metrics.audio_transcribed(result.audio_seconds, result.engine)
     return True
