@@ -1,5 +1,8 @@
 """Decode any common audio container to 16 kHz mono 16-bit PCM with PyAV (FFmpeg).
 
+A video file (MP4, MOV, MKV, WebM) is decoded from its first audio track; its video packets
+are read past, never decoded.
+
 Only audio demuxers are allowed (FFmpeg's `format_whitelist`): playlist-like formats such as
 HLS or concat could otherwise make FFmpeg open other files or URLs named inside the upload.
 """
@@ -68,6 +71,11 @@ def decode(
         raise _unreadable(f"not a recognised audio file: {_ffmpeg_reason(exc)}") from exc
     with container:
         if not container.streams.audio:
+            if container.streams.video:
+                raise AudioError(
+                    f"the {container.format.name} file is a video without an audio track: there "
+                    "is nothing to transcribe; upload a recording with sound"
+                )
             raise _unreadable(f"the {container.format.name} file has no audio stream")
         # The header's duration can be wrong; it only lets an obviously long file fail fast.
         if container.duration is not None and container.duration / av.time_base > max_seconds:
