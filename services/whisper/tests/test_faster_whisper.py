@@ -1,4 +1,8 @@
-"""The faster-whisper engine on a real Whisper model (see conftest's whisper_model_dir)."""
+"""The faster-whisper engine on a real Whisper model (see conftest's whisper_model_dir).
+
+Each transcription costs a second or two, so what the gRPC tests already show on the same
+model (festival speech punctuated, a vocabulary hint, video input) is not repeated here.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +23,6 @@ from whisper_service.engines.faster_whisper_engine import FasterWhisperEngine
 from whisper_service.engines.faster_whisper_guards import drop_repeated_segments, is_repeat
 from whisper_service.engines.faster_whisper_windows import VadSettings, windows
 from whisper_service.errors import CancelledError, EngineLoadError, InvalidRequestError
-
-# Sentences of the committed fixtures, as Whisper writes them (festival's voice makes it hear
-# "a budget report" now and then: only the distinctive words are checked).
-ALICE = ("Alice", "budget", "report", "Friday")
 
 
 def never() -> bool:
@@ -51,19 +51,6 @@ def with_silences(pieces: list[np.ndarray], gap_seconds: float) -> np.ndarray:
 
 
 # --- what it hears --------------------------------------------------------------------------
-
-
-def test_festival_speech_comes_back_punctuated_in_english(
-    whisper: FasterWhisperEngine, alice_wav: Path
-) -> None:
-    result = whisper.transcribe(load_audio(alice_wav), language=None, should_stop=never)
-    for word in ALICE:
-        assert word in result.text, result.text
-    # Whisper writes sentences: a capital letter, a full stop.
-    assert result.text[0].isupper() and result.text.endswith("."), result.text
-    assert result.language == "en"
-    assert 0.5 < result.language_probability <= 1
-    assert result.text == " ".join(s.text for s in result.segments)
 
 
 def test_german_is_detected_with_its_probability(
@@ -118,17 +105,14 @@ def test_word_timestamps_are_ordered_and_inside_their_segments(
     assert alices[1].start == pytest.approx(expected, abs=0.5), alices
 
 
-def test_a_vocabulary_hint_spells_a_name_right(
+def test_without_a_vocabulary_hint_the_name_is_misspelled(
     whisper: FasterWhisperEngine, contract_wav: Path
 ) -> None:
-    audio = load_audio(contract_wav)
-    plain = whisper.transcribe(audio, language=None, should_stop=never)
-    hinted = whisper.transcribe(
-        audio, language=None, should_stop=never, vocabulary="Kubernetes, Przybylski, OKR"
-    )
-    assert "Przybylski" not in plain.text, plain.text  # without the hint: "Perzo Bilsky"
-    assert "Przybylski" in hinted.text, hinted.text
-    assert "contract" in hinted.text
+    # The other half of the proof is in test_faster_whisper_server.py: with
+    # vocabulary="Przybylski" sent through the client, the name comes back spelled right.
+    plain = whisper.transcribe(load_audio(contract_wav), language=None, should_stop=never)
+    assert "contract" in plain.text
+    assert "Przybylski" not in plain.text, plain.text  # "Perzo Bilsky"
 
 
 def test_an_overlong_vocabulary_is_refused(whisper: FasterWhisperEngine, alice_wav: Path) -> None:
