@@ -96,10 +96,15 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
             )
 
         def work() -> None:
-            outcome = self._attempt("TranscribeWithProgress", context, receive, on_progress)
-            events.put(
-                outcome if isinstance(outcome, _Failure) else pb.TranscribeEvent(result=outcome)
+            outcome: pb.TranscribeResponse | _Failure = _Failure(
+                grpc.StatusCode.INTERNAL, "transcription failed: the worker thread died"
             )
+            try:
+                outcome = self._attempt("TranscribeWithProgress", context, receive, on_progress)
+            finally:  # whatever happens, the stream below gets its last message
+                events.put(
+                    outcome if isinstance(outcome, _Failure) else pb.TranscribeEvent(result=outcome)
+                )
 
         threading.Thread(target=work, name="transcribe-progress", daemon=True).start()
         while True:

@@ -71,7 +71,8 @@ def windows(
     start = 0
     while start < total:
         end = min(start + window_samples, total)
-        audio = samples[start:end].astype(np.float32) / np.float32(32768.0)
+        audio = samples[start:end].astype(np.float32)
+        audio *= np.float32(1 / 32768)  # in place: one window-sized copy, not two
         speech: list[dict[str, int]] = get_speech_timestamps(audio, options)
         cut = len(audio)
         if end < total:
