@@ -4,9 +4,8 @@ The speech is festival's and espeak-ng's (committed WAVs, see fixtures/make_fixt
 other formats, videos, noise and longer clips are made from it here with PyAV and numpy, so the
 tests need neither festival nor sox.
 
-The faster-whisper tests run a real Whisper model, found by the `whisper_model_dir` fixture:
-WHISPER_TEST_MODEL_DIR, else <repo>/.models/dev/whisper (`uv run inv models.pull --env dev`
-fills it). Without one they are skipped, except under CI (env CI set), where they fail.
+The faster-whisper tests run a real Whisper model, found by the mi_testing plugin's
+`whisper_model_dir` fixture (skipped without one, except under CI, where they fail).
 """
 
 from __future__ import annotations
@@ -35,8 +34,6 @@ from whisper_service.proto.whisper.v1 import transcriber_pb2 as pb
 from whisper_service.proto.whisper.v1 import transcriber_pb2_grpc as pb_grpc
 
 FIXTURES = Path(__file__).parent / "fixtures"
-ROOT = Path(__file__).resolve().parents[3]
-PULL_MODEL = "uv run inv models.pull --env dev"
 # Words pocketsphinx gets right in festival's voice, every time.
 ALICE_WORDS = ("alice", "send", "budget", "report", "friday")
 TEAM_WORDS = ("team", "agreed", "hire", "engineers", "quarter")
@@ -168,22 +165,6 @@ def videos(alice_wav: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 
 
 # --- the real Whisper model ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def whisper_model_dir() -> Path:
-    """The faster-whisper model the tests run; skipped (or, under CI, failed) without one."""
-    configured = os.environ.get("WHISPER_TEST_MODEL_DIR")
-    model_dir = Path(configured) if configured else ROOT / ".models" / "dev" / "whisper"
-    if not (model_dir / "model.bin").is_file():
-        message = (
-            f"no faster-whisper model in {model_dir} (set WHISPER_TEST_MODEL_DIR to use "
-            f"another): run `{PULL_MODEL}`"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must pull the model before running the tests")
-        pytest.skip(message)
-    return model_dir
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from whisper_service import engines
 from whisper_service.audio import SAMPLE_RATE, Audio, decode
 from whisper_service.config import WhisperSettings
 from whisper_service.engines import Segment, Transcription
+from whisper_service.engines.base import Word
 from whisper_service.engines.faster_whisper_engine import FasterWhisperEngine
 from whisper_service.engines.faster_whisper_guards import drop_repeated_segments, is_repeat
 from whisper_service.engines.faster_whisper_windows import VadSettings, windows
@@ -245,16 +246,38 @@ def test_is_repeat(previous: str, text: str, repeat: bool) -> None:
     assert is_repeat(previous, text) is repeat
 
 
-def test_repeated_segments_are_dropped_keeping_the_first() -> None:
-    said = ["Hello everyone.", "Thank you.", "Thank you.", "Thank you!", "Bye.", "Thank you."]
-    segments = [Segment(float(i), i + 0.9, text) for i, text in enumerate(said)]
-    kept = drop_repeated_segments(segments)
+def _heard(start: float, text: str, probability: float) -> Segment:
+    words = tuple(
+        Word(start + i * 0.1, start + i * 0.1 + 0.1, word, probability)
+        for i, word in enumerate(text.split())
+    )
+    return Segment(start, start + 0.9, text, words)
+
+
+def test_unsure_repeats_are_dropped_keeping_the_first() -> None:
+    said = [
+        ("Hello everyone.", 0.9),
+        ("Thank you.", 0.9),
+        ("Thank you.", 0.3),  # the model stuck in a loop: unsure
+        ("Thank you!", 0.2),
+        ("Bye.", 0.9),
+        ("Thank you.", 0.3),  # not after itself: kept
+    ]
+    kept = drop_repeated_segments([_heard(float(i), t, p) for i, (t, p) in enumerate(said)])
     assert [(s.start, s.text) for s in kept] == [
         (0.0, "Hello everyone."),
         (1.0, "Thank you."),
         (4.0, "Bye."),
-        (5.0, "Thank you."),  # not after itself: kept
+        (5.0, "Thank you."),
     ]
+
+
+def test_a_sentence_really_said_twice_is_kept() -> None:
+    recap = "Alice will send the budget report by Friday."
+    kept = drop_repeated_segments([_heard(0.0, recap, 0.92), _heard(4.0, recap, 0.9)])
+    assert [s.start for s in kept] == [0.0, 4.0]
+    untimed = [Segment(0.0, 1.0, "Thank you."), Segment(1.0, 2.0, "Thank you.")]
+    assert len(drop_repeated_segments(untimed)) == 1  # no word confidence: the old rule
 
 
 def model_copy(source: Path, target: Path, model_bytes: bytes | None = None) -> Path:

@@ -6,6 +6,7 @@ Servers are session-scoped and shared by every test that asks for them; per-test
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -76,6 +77,35 @@ def media_dir(tmp_path: Path) -> Path:
 def whisper_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The whisper service with the offline pocketsphinx engine; host:port."""
     with services.whisper(tmp_path_factory.mktemp("whisper")) as target:
+        yield target
+
+
+@pytest.fixture(scope="session")
+def whisper_model_dir() -> Path:
+    """The real faster-whisper model: WHISPER_TEST_MODEL_DIR, else the checkout's dev model
+    (`uv run inv models.pull --env dev` fills it). Skipped without one, except under CI."""
+    model_dir = services.whisper_model_dir()
+    if not (model_dir / "model.bin").is_file():
+        message = (
+            f"no faster-whisper model in {model_dir} (set WHISPER_TEST_MODEL_DIR to use "
+            "another): run `uv run inv models.pull --env dev`"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must pull the model before running the tests")
+        pytest.skip(message)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def faster_whisper_target(
+    whisper_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The whisper service with the real faster-whisper model; host:port."""
+    with services.whisper(
+        tmp_path_factory.mktemp("faster-whisper"),
+        WHISPER_ENGINE="faster-whisper",
+        WHISPER_MODEL_DIR=str(whisper_model_dir),
+    ) as target:
         yield target
 
 
