@@ -332,7 +332,7 @@ def test_with_fallback_an_invalid_model_is_replaced_by_extractive_saying_why(
     assert body["engine"] == "extractive"
     assert body["note"].startswith("ollama failed: model 'llama3.2:3b' did not reply with the")
     assert "after 2 attempts" in body["note"]
-    assert "Bob" in {i["owner"] for i in body["action_items"]}  # extractive found him
+    assert body["action_items"] and body["model"] == "textrank-v1"
 
 
 def test_ready_when_ollama_has_the_model(
