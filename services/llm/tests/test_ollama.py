@@ -380,6 +380,7 @@ def test_engines_endpoint_reflects_ollama(
     assert {e["name"]: e["available"] for e in auto["engines"]} == {
         "extractive": True,
         "ollama": True,
+        "openai": False,  # OPENAI_BASE_URL is not set
     }
     down = service(dead_url, llm_engine="ollama").get("/v1/engines").json()
     assert (down["configured"], down["selected"]) == ("ollama", None)

@@ -139,7 +139,7 @@ class StackSettings(BaseSettings):
         "llama.cpp with the GGUF models.lock pins; openai: OPENAI_BASE_URL.",
     )
     llama_port: Port = Field(
-        DEV_PORTS["LLAMA_PORT"], description="Port of the local llama.cpp server (LLM_ENGINE=local)."
+        DEV_PORTS["LLAMA_PORT"], description="Port of the local llama.cpp (LLM_ENGINE=local)."
     )
     llama_url: str = Field(
         "http://${LLM_HOST}:${LLAMA_PORT}", description="URL the llm service reaches llama.cpp at."
