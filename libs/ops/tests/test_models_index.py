@@ -534,7 +534,7 @@ def gguf_lock(wheels: dict[str, Path], *, hub: str = "") -> str:
         'from = ["gguf-part-1:gguf_part_1/data/p1", "gguf-part-2:gguf_part_2/data/p2"]\n'
         "[embeddings.emb]\nwheels = [\n"
         f'  {{ name = "gguf-part-2", version = "1.0.0", file = "{wheels["gguf-part-2"].name}", '
-        f'size = {wheels["gguf-part-2"].stat().st_size}, '
+        f"size = {wheels['gguf-part-2'].stat().st_size}, "
         f'sha256 = "{sha256(wheels["gguf-part-2"])}" }}'
         "\n]\nfiles = [\n"
         f'  {{ name = "model.onnx", size = 3, sha256 = "{hashlib.sha256(b"onx").hexdigest()}", '

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    cast,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
@@ -209,6 +210,20 @@ class Vector(UserDefinedType[list[float]]):
 
     def get_col_spec(self, **_: Any) -> str:
         return f"vector({self.dimensions})"
+
+    def bind_processor(self, dialect: Any) -> Any:
+        return lambda value: None if value is None else vector_text(value)
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return cast(bindvalue, self)
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        def parse(value: Any) -> list[float] | None:
+            if value is None or isinstance(value, list):
+                return value
+            return [float(v) for v in str(value).strip("[]").split(",") if v]
+
+        return parse
 
 
 # Reflection (Alembic's drift check) reads `vector(384)` back as this type, not as unknown.

@@ -97,6 +97,13 @@ class SearchHitOut(BaseModel):
     created_at: datetime
     rank: float
     snippet: str = Field(description="HTML-escaped excerpt; matches are wrapped in <mark>.")
+    segment: int | None = Field(
+        default=None, description="Position of the transcript segment the hit points at."
+    )
+    start_seconds: float | None = Field(
+        default=None, description="When that segment starts in the recording."
+    )
+    matched: str = Field(default="keyword", description="keyword, semantic or both.")
 
 
 class SearchPage(BaseModel):
@@ -105,3 +112,32 @@ class SearchPage(BaseModel):
     total: int
     limit: int
     offset: int
+    mode: str = "keyword"
+    note: str | None = Field(
+        default=None, description="Why results are fewer than asked for (a fallback), if so."
+    )
+
+
+class AskIn(BaseModel):
+    question: str = Field(min_length=1, max_length=1000, pattern=r"\S")
+
+
+class CitationOut(BaseModel):
+    number: int
+    meeting_id: uuid.UUID
+    title: str
+    segment: int
+    start_seconds: float
+    at: str = Field(description="start_seconds as m:ss (or h:mm:ss).")
+    text: str
+    similarity: float
+
+
+class AskOut(BaseModel):
+    question: str
+    answer: str | None = Field(description="Generated from the citations; null when none was.")
+    supported: bool | None
+    citations: list[CitationOut]
+    engine: str | None
+    model: str | None
+    note: str | None = None
