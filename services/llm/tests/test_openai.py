@@ -245,3 +245,16 @@ def test_embed_without_a_model_is_a_503_saying_how_to_pull_it(
     assert "inv models.pull" in response.json()["detail"]
     ready = client.get("/health/ready").json()
     assert ready["status"] == "ok" and ready["checks"]["embeddings"]["ok"] is False
+
+
+def test_an_answer_its_citations_do_not_bear_out_is_no_answer(
+    fake_openai: Any, service: Any
+) -> None:
+    # What a 1.5B model really did: answered from its own knowledge, citing a budget meeting.
+    fake_openai.enqueue(fake_openai.reply({"answer": "Lima", "citations": [1], "supported": True}))
+    body = (
+        service(fake_openai.url)
+        .post("/v1/answer", json={"question": "What is the capital of Peru?", "passages": PASSAGES})
+        .json()
+    )
+    assert (body["answer"], body["supported"], body["citations"]) == (None, False, [])

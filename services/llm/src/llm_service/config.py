@@ -40,6 +40,18 @@ class LLMSettings(ServiceSettings):
     llm_model_dir: str = Field(
         default=".models/dev/llm", description="Directory of the locked GGUF (named in replies)."
     )
+    llama_port: int = Field(
+        default=DEV_PORTS["LLAMA_PORT"], ge=1, le=65535, description="Port of llama.cpp's server."
+    )
+    llama_ctx: int = Field(
+        default=8192, ge=1024, le=131_072, description="llama.cpp's context, in tokens."
+    )
+    llama_threads: int = Field(
+        default=0, ge=0, le=256, description="CPU threads for llama.cpp; 0: one per core but one."
+    )
+    llama_parallel: int = Field(
+        default=1, ge=1, le=16, description="Requests llama.cpp decodes at once (slots)."
+    )
     openai_base_url: str = Field(
         default="", description="OpenAI-compatible API base URL (…/v1); empty: none."
     )

@@ -21,6 +21,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from llm_service.engines.extractive.dates import find_due
+from llm_service.engines.extractive.stopwords import STOPWORDS
 from llm_service.engines.ollama.chunking import chunk_text
 from llm_service.engines.ollama.prompts import analyze_messages, answer_messages, reduce_messages
 from llm_service.engines.ollama.replies import (
@@ -135,12 +136,31 @@ async def reduce_summaries(
     return await merge(summaries)
 
 
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2} - STOPWORDS
+
+
+def grounded(answer_text: str, question: str, cited: list[Passage]) -> bool:
+    """Whether the answer says something the cited passages say: one of its content words
+    (beyond the question's own) appears in them. Small models answer from what they know
+    despite the instructions ("the capital of Peru is Lima" citing a budget meeting); such an
+    answer shares no word with its citations and is dropped."""
+    said = _content_words(" ".join(p.text + " " + p.title for p in cited))
+    new = _content_words(answer_text) - _content_words(question)
+    return not new or bool(new & said)
+
+
 async def answer(chat: Chat, question: str, passages: list[Passage]) -> ModelAnswer:
     """The model's answer from `passages` only, citing them by number; citations of passages
-    that were not given are dropped (a model cannot cite what it was not shown)."""
+    that were not given are dropped (a model cannot cite what it was not shown), and an
+    answer its citations do not bear out is no answer."""
     reply = await chat(answer_messages(question, passages), ModelAnswer)
     valid = [n for n in dict.fromkeys(reply.citations) if 1 <= n <= len(passages)]
     supported = reply.supported and bool(valid) and bool(reply.answer)
+    if supported and not grounded(reply.answer, question, [passages[n - 1] for n in valid]):
+        supported = False
     return ModelAnswer(
-        answer=reply.answer if supported else "", citations=valid, supported=supported
+        answer=reply.answer if supported else "",
+        citations=valid if supported else [],
+        supported=supported,
     )
