@@ -297,13 +297,22 @@ def pull(
     limits: Limits | None = None,
     ollama_timeouts: OllamaTimeouts | None = None,
     bars: Bars | None = None,
+    kinds: list[str] | None = None,
 ) -> list[Row]:
     """Bring every locked model `env` needs: fetch what is missing, verify all of it.
 
     Idempotent: what is present and verified is left alone, and nothing is downloaded.
     `offline` (or HF_HUB_OFFLINE=1) downloads nothing and says how to bring what is missing.
     `timeout` bounds the whole pull in seconds (each model's own limit when not given).
+    `kinds` limits the pull to those kinds, each pulled even when the env's engines do not
+    use it (CI fetches the local LLM that way while dev runs the extractive engine).
     """
+    known = {"whisper", "llm", "embeddings", "ollama"}
+    if kinds is not None and not set(kinds) <= known:
+        raise OpsError(
+            f"unknown model kind(s): {', '.join(sorted(set(kinds) - known))}",
+            f"choose from {', '.join(sorted(known))}",
+        )
     lock, values = _context(env, lock, values)
     if timeout is not None:
         limits = replace_fields(limits or Limits(), total=timeout)
@@ -313,8 +322,11 @@ def pull(
     bars = bars or NoBars()
     rows: list[Row] = []
     for pin in pins.files_pins():
-        rows.append(_pull_files(env, pin, values, offline, replace, limits, bars))
-    if pins.ollama:
+        if kinds is None:
+            rows.append(_pull_files(env, pin, values, offline, replace, limits, bars))
+        elif pin.kind in kinds:
+            rows.append(_pull_files(env, pin, values, offline, replace, limits, bars, force=True))
+    if pins.ollama and (kinds is None or "ollama" in kinds):
         rows.append(_pull_ollama(env, pins.ollama, values, offline, ollama_timeouts, bars))
     return rows
 
@@ -327,10 +339,12 @@ def _pull_files(
     replace: bool,
     limits: Limits | None,
     bars: Bars,
+    *,
+    force: bool = False,
 ) -> Row:
     target = model_dir(env, values, pin.kind)
     needs = need(pin.kind, values)
-    if not needs.needed:
+    if not needs.needed and not force:
         return _files_row(env, pin, target, "skipped", "ok", needs.reason)
     found = model_files.inspect(pin, target, verify=True, record=True)
     if found.state == "verified":

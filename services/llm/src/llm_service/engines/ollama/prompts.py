@@ -8,9 +8,9 @@ ANALYZE_SYSTEM = """\
 You analyze meeting transcripts. Reply with JSON only, matching the given schema.
 - summary: 3 to 6 sentences on what was discussed and decided. No preamble.
 - action_items: every task someone committed to or was asked to do. text is the task as an
-  instruction starting with its verb (not "I will ..."), in the transcript's own words. owner is the person's name as said in the
-  transcript; use the speaker's
-  name for "I will ..."; null when nobody is named. due is the deadline exactly as said
+  instruction starting with its verb (not "I will ..."), in the transcript's own words.
+  owner is the person's name as said in the transcript; use the speaker's name for
+  "I will ..."; null when nobody is named. due is the deadline exactly as said
   ("Friday", "next Monday", "end of week"), null when none was said. Never invent either.
 - topics: 3 to 6 short noun phrases naming what the meeting was about.
 Use only information from the transcript.{language}"""
