@@ -258,3 +258,20 @@ def test_an_answer_its_citations_do_not_bear_out_is_no_answer(
         .json()
     )
     assert (body["answer"], body["supported"], body["citations"]) == (None, False, [])
+
+
+def test_a_miscounted_citation_is_replaced_by_the_passage_that_bears_the_answer_out(
+    fake_openai: Any, service: Any
+) -> None:
+    # What the 1.5B model really did with two passages given: cited a third.
+    fake_openai.enqueue(
+        fake_openai.reply(
+            {"answer": "Two candidates are left.", "citations": [3], "supported": True}
+        )
+    )
+    body = (
+        service(fake_openai.url)
+        .post("/v1/answer", json={"question": "How many are left?", "passages": PASSAGES})
+        .json()
+    )
+    assert (body["answer"], body["citations"]) == ("Two candidates are left.", [2])

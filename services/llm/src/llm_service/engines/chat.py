@@ -140,24 +140,37 @@ def _content_words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2} - STOPWORDS
 
 
-def grounded(answer_text: str, question: str, cited: list[Passage]) -> bool:
+def grounded(
+    answer_text: str, question: str, cited: list[Passage], *, require_overlap: bool = False
+) -> bool:
     """Whether the answer says something the cited passages say: one of its content words
     (beyond the question's own) appears in them. Small models answer from what they know
     despite the instructions ("the capital of Peru is Lima" citing a budget meeting); such an
     answer shares no word with its citations and is dropped."""
     said = _content_words(" ".join(p.text + " " + p.title for p in cited))
     new = _content_words(answer_text) - _content_words(question)
-    return not new or bool(new & said)
+    if not new:  # the answer only repeats the question: true of any passage, proof of none
+        return not require_overlap
+    return bool(new & said)
 
 
 async def answer(chat: Chat, question: str, passages: list[Passage]) -> ModelAnswer:
-    """The model's answer from `passages` only, citing them by number; citations of passages
-    that were not given are dropped (a model cannot cite what it was not shown), and an
-    answer its citations do not bear out is no answer."""
+    """The model's answer from `passages` only, citing them by number. Citations are checked
+    against the text: numbers of passages that were not given are dropped, and when none is
+    left (small models miscount: "[2]" with one passage) the passages that bear the answer out
+    are cited instead; an answer no passage bears out is no answer."""
     reply = await chat(answer_messages(question, passages), ModelAnswer)
     valid = [n for n in dict.fromkeys(reply.citations) if 1 <= n <= len(passages)]
-    supported = reply.supported and bool(valid) and bool(reply.answer)
-    if supported and not grounded(reply.answer, question, [passages[n - 1] for n in valid]):
+    supported = reply.supported and bool(reply.answer)
+    if supported and not valid:
+        valid = [
+            n
+            for n, passage in enumerate(passages, start=1)
+            if grounded(reply.answer, question, [passage], require_overlap=True)
+        ]
+    if supported and not (
+        valid and grounded(reply.answer, question, [passages[n - 1] for n in valid])
+    ):
         supported = False
     return ModelAnswer(
         answer=reply.answer if supported else "",
