@@ -96,9 +96,16 @@ def test_the_spoken_meeting_is_analysed_by_the_local_model_then_searchable_and_a
             text("SELECT engine, model, note FROM summaries WHERE meeting_id = :m"),
             {"m": meeting_id},
         ).one()
-        chunks = conn.execute(
-            text("SELECT count(*) FROM transcript_chunks WHERE meeting_id = :m"), {"m": meeting_id}
-        ).scalar_one()
+    # The embed step runs after the meeting is done: wait for its chunks.
+    deadline = time.monotonic() + 60
+    chunks = 0
+    while not chunks and time.monotonic() < deadline:
+        with engine.connect() as conn:
+            chunks = conn.execute(
+                text("SELECT count(*) FROM transcript_chunks WHERE meeting_id = :m"),
+                {"m": meeting_id},
+            ).scalar_one()
+        time.sleep(0.3)
     engine.dispose()
     # The local model wrote it (no fallback hid a failure), from the locked GGUF.
     assert summary.engine == "local" and summary.note is None, summary
