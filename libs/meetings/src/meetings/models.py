@@ -128,6 +128,10 @@ class Transcript(StepResult, Base):
     )
 
 
+SEGMENT_VECTOR_SQL = f"to_tsvector('{SEARCH_CONFIG}'::regconfig, text)"
+"""Each segment's own words, so a keyword hit can point at the moment it was said."""
+
+
 class TranscriptSegment(Base):
     __tablename__ = "transcript_segments"
     __table_args__ = (UniqueConstraint("transcript_id", "position"),)
@@ -141,6 +145,7 @@ class TranscriptSegment(Base):
     text: Mapped[str] = mapped_column(Text)
     # [[start, end, word, probability], ...] when the engine times words (faster-whisper).
     words: Mapped[list[list[Any]] | None] = mapped_column(JSONB)
+    tsv: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEGMENT_VECTOR_SQL, persisted=True))
 
     transcript: Mapped[Transcript] = relationship(back_populates="segments")
 

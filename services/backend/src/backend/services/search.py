@@ -47,6 +47,29 @@ SEARCH_SQL = """
     ORDER BY page.rank DESC, page.meeting_id
 """
 
+RANK_SQL = """
+    SELECT m.id, m.title, m.status, m.created_at, ranked.rank
+    FROM (
+        SELECT d.meeting_id, ts_rank(d.tsv, q.tsq) AS rank
+        FROM search_documents AS d,
+             websearch_to_tsquery(CAST(%(config)s AS regconfig), %(q)s) AS q(tsq)
+        WHERE d.tsv @@ q.tsq
+        ORDER BY rank DESC, d.meeting_id
+        LIMIT %(limit)s
+    ) AS ranked
+    JOIN meetings AS m ON m.id = ranked.meeting_id
+    ORDER BY ranked.rank DESC, ranked.meeting_id
+"""
+"""The keyword list hybrid search fuses: ranks only; headlines are made for the page alone."""
+
+HEADLINES_SQL = """
+    SELECT d.meeting_id,
+           ts_headline(CAST(%(config)s AS regconfig), concat_ws(E'\\n', d.summary, d.transcript),
+                       websearch_to_tsquery(CAST(%(config)s AS regconfig), %(q)s), %(options)s)
+    FROM search_documents AS d
+    WHERE d.meeting_id = ANY(%(ids)s)
+"""
+
 COUNT_SQL = (
     "SELECT count(*) FROM search_documents "
     "WHERE tsv @@ websearch_to_tsquery(CAST(%(config)s AS regconfig), %(q)s)"
@@ -165,6 +188,35 @@ async def nearest_chunks(
         Passage(row[0], row[1], int(row[2]), float(row[3]), row[4], 1.0 - float(row[5]))
         for row in await cursor.fetchall()
     ]
+
+
+async def ranked(conn: AsyncConnection, query: str, *, limit: int) -> list[SearchHit]:
+    """The best keyword matches without snippets (hybrid fuses them first)."""
+    cursor = await conn.execute(RANK_SQL, {"q": query, "config": SEARCH_CONFIG, "limit": limit})
+    return [
+        SearchHit(
+            id=row[0],
+            title=row[1],
+            status=row[2],
+            created_at=row[3],
+            rank=float(row[4]),
+            snippet="",
+        )
+        for row in await cursor.fetchall()
+    ]
+
+
+async def with_headlines(
+    conn: AsyncConnection, query: str, hits: list[SearchHit]
+) -> list[SearchHit]:
+    """Highlighted snippets for the keyword hits of a page (semantic hits keep their chunk)."""
+    wanted = [h.id for h in hits if h.matched != "semantic"]
+    if not wanted:
+        return hits
+    params = {"q": query, "config": SEARCH_CONFIG, "ids": wanted, "options": HEADLINE_OPTIONS}
+    cursor = await conn.execute(HEADLINES_SQL, params)
+    found = {row[0]: highlight(row[1] or "") for row in await cursor.fetchall()}
+    return [replace(h, snippet=found.get(h.id, h.snippet)) for h in hits]
 
 
 def fuse(keyword: list[SearchHit], meaning: list[SearchHit]) -> list[SearchHit]:

@@ -1,4 +1,5 @@
-"""search by meaning: pgvector, transcript chunks with embeddings (HNSW), the analysis note
+"""search by meaning: pgvector, transcript chunks with embeddings (HNSW), the analysis note,
+each segment's own tsvector (where a keyword hit was said, without re-parsing)
 
 Revision ID: 0003
 Revises: 0002
@@ -9,7 +10,11 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import UserDefinedType
+
+# Frozen copy of meetings.models.SEGMENT_VECTOR_SQL as of this revision.
+SEGMENT_VECTOR_SQL = "to_tsvector('english'::regconfig, text)"
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
@@ -61,9 +66,22 @@ def upgrade() -> None:
     )
     # Nullable, no default: instant on a big table.
     op.add_column("summaries", sa.Column("note", sa.Text(), nullable=True))
+    # A stored generated column rewrites the table once (minutes for millions of segments);
+    # afterwards finding the segment a keyword hit was said in reads it instead of parsing
+    # every segment of the hits on every search.
+    op.add_column(
+        "transcript_segments",
+        sa.Column(
+            "tsv",
+            postgresql.TSVECTOR(),
+            sa.Computed(SEGMENT_VECTOR_SQL, persisted=True),
+            nullable=True,
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("transcript_segments", "tsv")
     op.drop_column("summaries", "note")
     op.drop_index(
         "ix_transcript_chunks_embedding", table_name="transcript_chunks", postgresql_using="hnsw"

@@ -64,9 +64,10 @@ async def search_meetings(
     elif mode == "keyword":
         hits, total = await searching.search(conn, q, limit=limit, offset=offset)
     else:
-        keyword, _ = await searching.search(conn, q, limit=searching.FUSE_DEPTH, offset=0)
+        keyword = await searching.ranked(conn, q, limit=searching.FUSE_DEPTH)
         fused = searching.fuse(keyword, meaning)
         hits, total = fused[offset : offset + limit], len(fused)
+        hits = await searching.with_headlines(conn, q, hits)
     # Keyword hits point at the first segment that matches on its own (when one does).
     need_moment = [h.id for h in hits if h.segment is None]
     moments = await first_moments(conn, q, need_moment) if need_moment else {}
