@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,8 +37,8 @@ class EmbeddingModel:
     name: str = MODEL_NAME
 
     def __post_init__(self) -> None:
-        self._session: object | None = None
-        self._tokenizer: object | None = None
+        self._session: Any = None  # onnxruntime.InferenceSession once loaded
+        self._tokenizer: Any = None  # tokenizers.Tokenizer once loaded
         self._load_lock = threading.Lock()
         self.dimensions = 0
 
@@ -89,11 +89,11 @@ class EmbeddingModel:
         import numpy as np
 
         self.load()
-        encoded = self._tokenizer.encode_batch(texts)  # type: ignore[attr-defined]
+        encoded = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        (hidden,) = self._session.run(None, feeds)  # type: ignore[attr-defined]
+        (hidden,) = self._session.run(None, feeds)
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 
 class ModelEngine(Engine, Protocol):
-    async def check(self, timeout: float = 2.0) -> str: ...  # type: ignore[override]
+    async def check(self, timeout: float = 2.0) -> str: ...
 
     async def answer(self, question: str, passages: list[Passage]) -> ModelAnswer: ...
 
