@@ -132,7 +132,7 @@ def test_a_cut_off_reply_is_invalid(fake_openai: Any, service: Any) -> None:
 def test_a_slow_server_times_out_and_a_down_one_is_unavailable(
     fake_openai: Any, dead_url: str, service: Any
 ) -> None:
-    fake_openai.default = lambda _r: fake_openai.slow(3)
+    fake_openai.default = lambda _r: fake_openai.slow(1)
     slow = analyze(service(fake_openai.url, openai_timeout=0.3, openai_retries=1))
     assert slow.status_code == 504 and "did not answer within 0.3s" in slow.json()["detail"]
     down = analyze(service(dead_url, openai_retries=0))
@@ -149,7 +149,7 @@ def test_fallback_answers_with_extractive_and_says_why(fake_openai: Any, service
 
 
 def test_the_deadline_bounds_a_slow_model_and_falls_back(fake_openai: Any, service: Any) -> None:
-    fake_openai.default = lambda _r: fake_openai.slow(3)
+    fake_openai.default = lambda _r: fake_openai.slow(1.5)
     client = service(fake_openai.url, llm_fallback=True, llm_deadline=0.5)
     response = analyze(client)
     assert response.status_code == 200
