@@ -38,6 +38,12 @@ def model_dir(kind: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def pulled_models() -> dict[str, Path]:
+    """Where `inv models.pull --env dev --kind llm,embeddings` put the models."""
+    return {kind: model_dir(kind) for kind in ("llm", "embeddings")}
+
+
+@pytest.fixture(scope="session")
 def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m llm_service.llama` (llama.cpp's server) with the locked GGUF."""
     port = free_port()
