@@ -110,6 +110,7 @@ def test_the_spoken_meeting_is_analysed_by_the_local_model_then_searchable_and_a
     # The local model wrote it (no fallback hid a failure), from the locked GGUF.
     assert summary.engine == "local" and summary.note is None, summary
     assert summary.model == "qwen2.5-coder-1.5b-instruct-q4_k_m"
+    assert body["analysis"] == {"engine": "local", "model": summary.model, "note": None}
     assert body["summary"]
 
     items = {(i["owner"] or "").lower(): i for i in body["action_items"]}

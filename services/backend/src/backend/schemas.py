@@ -72,6 +72,15 @@ class MeetingSummaryOut(BaseModel):
     completed_at: datetime | None
 
 
+class AnalysisOut(BaseModel):
+    engine: str = Field(description="Who wrote the summary: local, openai, ollama, extractive.")
+    model: str
+    note: str | None = Field(
+        description="Why the extractive engine wrote it instead of the configured model "
+        "(down, too slow, invalid replies), when it did."
+    )
+
+
 class MeetingOut(MeetingSummaryOut):
     progress: float | None = Field(
         default=None, description="Fraction of the audio transcribed so far, while transcribing."
@@ -79,6 +88,7 @@ class MeetingOut(MeetingSummaryOut):
     vocabulary: str | None = Field(default=None, description="The upload's vocabulary hint.")
     transcript: TranscriptOut | None
     summary: str | None
+    analysis: AnalysisOut | None = None
     topics: list[str]
     action_items: list[ActionItemOut]
 

@@ -49,6 +49,8 @@ MEETING_JSON_SQL = """
             FROM transcripts AS t WHERE t.meeting_id = m.id
         ),
         'summary', su.text,
+        'analysis', CASE WHEN su.id IS NULL THEN NULL ELSE
+            json_build_object('engine', su.engine, 'model', su.model, 'note', su.note) END,
         'topics', coalesce(su.topics, '[]'::jsonb),
         'action_items', coalesce((
             SELECT json_agg(
