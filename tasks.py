@@ -321,6 +321,8 @@ def restore(
         "offline": "Download nothing: verify what is here, say how to bring what is missing.",
         "replace": "Replace a model directory that holds something other than the locked model.",
         "timeout": "Give up after this many seconds in all (a rerun resumes the downloads).",
+        "kind": "Only these kinds, comma-separated (whisper, llm, embeddings, ollama); a kind "
+        "named here is pulled even when the env's engines do not use it.",
         "json": JSON_HELP,
     }
 )
@@ -330,15 +332,18 @@ def pull(
     offline: bool = False,
     replace: bool = False,
     timeout: int = 3600,
+    kind: str = "",
     json: bool = False,
 ) -> None:
-    """Fetch the locked whisper and Ollama models (resumable, verified against models.lock)."""
+    """Fetch the locked whisper, LLM, embedding and Ollama models (resumable, verified against
+    models.lock)."""
     from ops import models
 
     environment = _env(env)
+    kinds = [k.strip() for k in kind.split(",") if k.strip()] or None
     with models.progress_bars() as bars:
         rows = models.pull(
-            environment, offline=offline, replace=replace, timeout=timeout, bars=bars
+            environment, offline=offline, replace=replace, timeout=timeout, bars=bars, kinds=kinds
         )
     models.show(rows, f"models ({env})", json=json)
     models.raise_for_failures(rows, environment)
@@ -403,3 +408,23 @@ backup.add_task(create, default=True)  # `inv backup` is `inv backup.create`
 ns.add_collection(backup)
 ns.add_collection(Collection("models", pull, models_list))
 ns.add_collection(Collection("k8s", k8s_render, k8s_secrets))
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "all": "Every done meeting, not only those without embeddings (after a model change).",
+    }
+)
+def reindex(c: Context, env: str = "dev", all: bool = False) -> None:
+    """Embed existing meetings for search by meaning: queues one `meetings.embed` task per
+    meeting without embeddings (or every one with --all) for the running stack's workers."""
+    from ops import search
+
+    search.reindex(_env(env), everything=all)
+
+
+ns.add_collection(Collection("search", reindex))

@@ -2,6 +2,12 @@
 
     uv run python benchmarks/api_load.py [--meetings 10000] [--clients 50] [--duration 10]
                                          [--runs 3] [--workers 2] [--tool auto|wrk|httpx]
+                                         [--hybrid] [--no-sql]
+
+Search is measured in keyword mode and (with --hybrid: the llm service runs with the locked
+embedding model, every meeting gets an embedded chunk) in hybrid mode, each side by side with
+the bare SQL it issues, run by pgbench at the same concurrency against the same database: the
+limit the API cannot beat (`--no-sql` skips that).
 
 Target (backend issue): p99 of `GET /api/v1/meetings/{id}` under 50 ms at 50 clients.
 Everything runs on loopback on this machine: a throwaway Postgres 16 (pgserver) and Redis
@@ -28,12 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
 import httpx
 import psutil
 from _timing import ROOT, machine
-from api_seed import seed
+from api_seed import seed, seed_embeddings
 
 from mi_testing import free_port
 from mi_testing.stores import Postgres, RedisServer
@@ -177,6 +183,116 @@ def _start_backend(env: dict[str, str], log: Path, port: int) -> subprocess.Pope
     raise SystemExit(f"backend did not start:\n{log.read_text()[-2000:]}")
 
 
+def _bare_sql_script(mode: str, count: int) -> str:
+    """The SQL the API issues for one search, with the query drawn at random by pgbench from
+    `bench_queries` (pgbench variables are numbers, so the text comes from a table)."""
+    from backend.services import search as searching
+
+    text = "(SELECT q FROM bench_queries WHERE i = :i)"
+    config = "'english'"
+    options = "'" + searching.HEADLINE_OPTIONS.replace("'", "''") + "'"
+    limit = "10" if mode == "keyword" else str(searching.FUSE_DEPTH)
+    keyword = (
+        " ".join(searching.SEARCH_SQL.split())
+        .replace("%(q)s", text)
+        .replace("%(config)s", config)
+        .replace("%(limit)s", limit)
+        .replace("%(offset)s", "0")
+        .replace("%(options)s", options)
+    )
+    lines = [f"\\set i random(1, {count})", keyword + ";"]
+    if mode == "hybrid":
+        words = searching.WORDS_SQL.replace("%(q)s", text).replace("%(config)s", config)
+        semantic = (
+            " ".join(searching.SEMANTIC_SQL.split())
+            .replace("CAST(%(v)s AS vector)", "(SELECT v FROM bench_queries WHERE i = :i)")
+            .replace("%(k)s", str(max(searching.EF_SEARCH, searching.FUSE_DEPTH * 4)))
+            .replace("%(limit)s", str(searching.FUSE_DEPTH))
+            .replace("%(max_distance)s", str(searching.MAX_DISTANCE))
+        )
+        lines = [lines[0], words + ";", f"SET hnsw.ef_search = {searching.EF_SEARCH};",
+                 semantic + ";", lines[1]]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _run_pgbench(
+    pg: Postgres, dbname: str, script: str, scratch: Path, clients: int, duration: float
+) -> dict[str, Any]:
+    """pgbench over the server's socket: each client a connection, like the API's clients."""
+    path = scratch / "bench.sql"
+    path.write_text(script)
+    logs = scratch / "pgbench-logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir()
+    binary = (
+        Path(pg.server.pginstall_bin if hasattr(pg.server, "pginstall_bin") else "") / "pgbench"
+    )
+    if not binary.exists():
+        import pgserver
+
+        binary = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
+    result = subprocess.run(
+        [str(binary), "-h", str(pg.socket_dir), "-U", "postgres", "-n", "-c", str(clients),
+         "-j", "2", "-T", f"{duration:g}", "-f", str(path), "-l", "--log-prefix",
+         str(logs / "tx"), dbname],
+        capture_output=True, text=True, check=True, cwd=scratch,
+    )  # fmt: skip
+    latencies = sorted(
+        int(line.split()[2]) / 1000
+        for log in logs.iterdir()
+        for line in log.read_text().splitlines()
+        if line.strip()
+    )
+    count = len(latencies)
+    tps = next(
+        (float(line.split("=")[1].split()[0]) for line in result.stdout.splitlines()
+         if line.startswith("tps")), 0.0,
+    )  # fmt: skip
+    return {
+        "rps": tps,
+        "p50_ms": latencies[count // 2] if count else 0.0,
+        "p99_ms": latencies[min(count - 1, int(count * 0.99))] if count else 0.0,
+        "requests": count,
+    }
+
+
+def _bench_queries(url: str, queries: list[str], embed: Any | None) -> None:
+    import psycopg
+
+    vectors = embed(queries) if embed else [None] * len(queries)
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_queries")
+        conn.execute("CREATE TABLE bench_queries (i int PRIMARY KEY, q text, v vector(384))")
+        with conn.cursor() as cur, cur.copy("COPY bench_queries (i, q, v) FROM STDIN") as copy:
+            for i, (q, v) in enumerate(zip(queries, vectors, strict=True), start=1):
+                literal = None if v is None else "[" + ",".join(f"{x:.6f}" for x in v) + "]"
+                copy.write_row((i, q, literal))
+
+
+def _start_llm(embeddings: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "LLM_HOST": "127.0.0.1", "LLM_PORT": str(port),
+           "LLM_ENGINE": "extractive", "EMBEDDINGS_MODEL_DIR": str(embeddings),
+           "LOG_LEVEL": "WARNING"}  # fmt: skip
+    with log.open("wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "llm_service"], env=env, stdout=sink,
+                                   stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            ready = httpx.get(f"{url}/health/ready", timeout=5).json()
+            if ready["checks"]["embeddings"]["ok"]:
+                return process, url
+        except (httpx.TransportError, ValueError, KeyError):
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise SystemExit(
+        f"the llm service did not load the embedding model:\n{log.read_text()[-2000:]}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meetings", type=int, default=10_000)
@@ -191,6 +307,11 @@ def main() -> None:
     parser.add_argument("--max-overflow", type=int, default=0, help="DB_MAX_OVERFLOW")
     parser.add_argument("--tool", choices=["auto", "wrk", "httpx"], default="auto")
     parser.add_argument("--no-save", action="store_true", help=f"do not write {RESULTS.name}")
+    parser.add_argument("--hybrid", action="store_true", help="also hybrid search (embeddings)")
+    parser.add_argument("--no-sql", action="store_true", help="skip the bare-SQL runs")
+    parser.add_argument(
+        "--embeddings-dir", type=Path, default=ROOT / ".models" / "dev" / "embeddings"
+    )
     args = parser.parse_args()
 
     tool = args.tool
@@ -205,6 +326,7 @@ def main() -> None:
         pg = Postgres(root / "pg")
         redis = RedisServer(root / "redis")
         backend: subprocess.Popen[bytes] | None = None
+        llm: subprocess.Popen[bytes] | None = None
         try:
             url = pg.create_database(migrated=True)
             libpq_url = url.replace("postgresql+psycopg://", "postgresql://")
@@ -215,6 +337,27 @@ def main() -> None:
                 f"postgres {_postgres_version(pg)}; seeded {args.meetings} meetings "
                 f"(transcripts, segments, summaries, action items, search) in {seed_seconds:.1f}s"
             )
+
+            llm_url = f"http://127.0.0.1:{free_port()}"  # nothing there: keyword mode only
+            embed = None
+            if args.hybrid:
+                llm, llm_url = _start_llm(args.embeddings_dir, root / "llm.log")
+
+                def embed(texts: list[str]) -> list[list[float]]:
+                    out: list[list[float]] = []
+                    for start in range(0, len(texts), 64):
+                        batch = {"texts": texts[start : start + 64]}
+                        reply = httpx.post(f"{llm_url}/v1/embed", json=batch, timeout=120)
+                        reply.raise_for_status()
+                        out += reply.json()["vectors"]
+                    return out
+
+                started = time.perf_counter()
+                seed_embeddings(libpq_url, seeded, embed)
+                took = time.perf_counter() - started
+                print(f"embedded {args.meetings} meetings' chunks (topic vectors from the real "
+                      f"model, HNSW index) in {took:.1f}s")  # fmt: skip
+            _bench_queries(libpq_url, seeded.query_terms, embed if args.hybrid else None)
 
             port = free_port()
             env = {
@@ -228,6 +371,7 @@ def main() -> None:
                 "BACKEND_WORKERS": str(args.workers),
                 "DB_POOL_SIZE": str(args.pool_size),
                 "DB_MAX_OVERFLOW": str(args.max_overflow),
+                "LLM_URL": llm_url,
                 # Access logs off: a production deployment logs requests at the proxy.
                 "LOG_LEVEL": "WARNING",
             }
@@ -241,10 +385,17 @@ def main() -> None:
 
             endpoints = {
                 "GET /api/v1/meetings/{id}": [f"/api/v1/meetings/{i}" for i in seeded.ids],
-                "GET /api/v1/search?q=": [
-                    "/api/v1/search?q=" + quote_plus(q) for q in seeded.query_terms
+                "GET /api/v1/search?q=&mode=keyword": [
+                    "/api/v1/search?mode=keyword&q=" + quote_plus(q) for q in seeded.query_terms
                 ],
             }
+            if args.hybrid:
+                endpoints["GET /api/v1/search?q= (hybrid)"] = [
+                    "/api/v1/search?q=" + quote_plus(q) for q in seeded.query_terms
+                ]
+            sql_of = {"GET /api/v1/search?q=&mode=keyword": "keyword",
+                      "GET /api/v1/search?q= (hybrid)": "hybrid"}  # fmt: skip
+            dbname = urlsplit(libpq_url).path.lstrip("/")
             check = httpx.get(
                 base + endpoints["GET /api/v1/meetings/{id}"][0],
                 headers={"Authorization": f"Bearer {TOKEN}"},
@@ -305,6 +456,17 @@ def main() -> None:
                     f"p50 {median_run['p50_ms']:6.1f} ms  p99 {median_run['p99_ms']:6.1f} ms  "
                     f"errors {median_run['errors']}"
                 )
+                if name in sql_of and not args.no_sql:
+                    script = _bare_sql_script(sql_of[name], len(seeded.query_terms))
+                    sql_runs = [
+                        _run_pgbench(pg, dbname, script, root, args.clients, args.duration)
+                        for _ in range(args.runs)
+                    ]
+                    sql = sorted(sql_runs, key=lambda r: r["p99_ms"])[len(sql_runs) // 2]
+                    results[name]["bare_sql"] = {"median_run": sql, "runs": sql_runs}
+                    print(f"{'  the bare SQL (pgbench)':28} median of {args.runs}: "
+                          f"{sql['rps']:7.0f} req/s  p50 {sql['p50_ms']:6.1f} ms  "
+                          f"p99 {sql['p99_ms']:6.1f} ms")  # fmt: skip
                 for index, r in enumerate(runs, 1):
                     print(
                         f"    run {index}: {r['rps']:7.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
@@ -341,6 +503,9 @@ def main() -> None:
                 )
                 print(f"saved {RESULTS.relative_to(ROOT)}")
         finally:
+            if llm is not None:
+                llm.terminate()
+                llm.wait(20)
             if backend is not None:
                 backend.terminate()
                 try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -61,6 +61,7 @@ SENTENCES = [
 class Seeded:
     ids: list[uuid.UUID]
     query_terms: list[str]
+    topics_of: dict[uuid.UUID, list[str]]
 
 
 def _topics_of_a_meeting(rng: random.Random) -> list[str]:
@@ -74,12 +75,16 @@ def _sentence(rng: random.Random, topics: list[str]) -> str:
     return template.format(t=rng.choice(topics), s=rng.choice(SPEAKERS), d=rng.choice(DEADLINES))
 
 
-def _meetings(count: int, seed: int) -> Iterator[tuple[uuid.UUID, datetime, list[str], int]]:
+def _meetings(
+    count: int, seed: int, topics_of: dict[uuid.UUID, list[str]] | None = None
+) -> Iterator[tuple[uuid.UUID, datetime, list[str], int]]:
     rng = random.Random(seed)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     for number in range(count):
         meeting_id = uuid.UUID(int=rng.getrandbits(128), version=4)
         topics = _topics_of_a_meeting(rng)
+        if topics_of is not None:
+            topics_of[meeting_id] = topics
         sentences: list[str] = []
         words = rng.randint(300, 800)
         while sum(len(s.split()) for s in sentences) < words:
@@ -90,6 +95,7 @@ def _meetings(count: int, seed: int) -> Iterator[tuple[uuid.UUID, datetime, list
 def seed(url: str, count: int, *, seed: int = 7) -> Seeded:
     """Insert `count` finished meetings; `url` is a libpq URL of a database at head."""
     ids: list[uuid.UUID] = []
+    topics_of: dict[uuid.UUID, list[str]] = {}
     rng = random.Random(seed + 1)
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         transcripts_rows = []
@@ -97,7 +103,7 @@ def seed(url: str, count: int, *, seed: int = 7) -> Seeded:
             "COPY meetings (id, title, status, media_filename, original_filename, content_type,"
             " size_bytes, created_at, updated_at, completed_at) FROM STDIN"
         ) as meetings:
-            for meeting_id, created, sentences, items in _meetings(count, seed):
+            for meeting_id, created, sentences, items in _meetings(count, seed, topics_of):
                 ids.append(meeting_id)
                 kind = rng.choice(["Weekly sync", "Planning", "Review", "Standup"])
                 title = f"{kind}: " + sentences[0].split(" the ", 1)[-1].split(" ")[0]
@@ -180,4 +186,40 @@ def seed(url: str, count: int, *, seed: int = 7) -> Seeded:
     queries = [query_rng.choice(topics) for _ in range(200)]
     queries += [f'"{query_rng.choice(topics)}"' for _ in range(50)]
     queries += ["budget", "roadmap", "security review", "billing -migration", "hiring or design"]
-    return Seeded(ids=ids, query_terms=queries)
+    return Seeded(ids=ids, query_terms=queries, topics_of=topics_of)
+
+
+def seed_embeddings(
+    url: str, seeded: Seeded, embed: Callable[[list[str]], list[list[float]]], *, seed: int = 7
+) -> int:
+    """One embedded chunk per meeting, for search by meaning at scale without embedding
+    millions of sentences: the mean of the real embeddings of the meeting's topics (the model
+    embeds the 84 topic phrases once), plus a little noise so no two vectors are equal. The
+    HNSW index is built after the load, as one would for a bulk import."""
+    import numpy as np
+
+    phrases = sorted({t for topics in seeded.topics_of.values() for t in topics})
+    vectors = dict(zip(phrases, np.array(embed(phrases), dtype=np.float32), strict=True))
+    rng = np.random.default_rng(seed)
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("DROP INDEX IF EXISTS ix_transcript_chunks_embedding")
+        with cur.copy(
+            "COPY transcript_chunks (meeting_id, position, segment_position, start_seconds,"
+            " end_seconds, text, model, embedding) FROM STDIN"
+        ) as copy:
+            for meeting_id, topics in seeded.topics_of.items():
+                mean = np.mean([vectors[t] for t in topics], axis=0)
+                vector = mean + rng.normal(0, 0.02, mean.shape).astype(np.float32)
+                vector /= np.linalg.norm(vector)
+                text = "We discussed " + ", ".join(topics) + "."
+                literal = "[" + ",".join(f"{v:.6f}" for v in vector) + "]"
+                copy.write_row((meeting_id, 0, 0, 0.0, 30.0, text, "seeded", literal))
+        cur.execute("SET maintenance_work_mem = '1GB'")
+        cur.execute(
+            "CREATE INDEX ix_transcript_chunks_embedding ON transcript_chunks "
+            "USING hnsw (embedding vector_cosine_ops)"
+        )
+        conn.commit()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE transcript_chunks")
+    return len(seeded.topics_of)

@@ -35,6 +35,7 @@ from _timing import machine as machine_line
 
 from whisper_service.audio import decode
 from whisper_service.client import WhisperClient
+from whisper_service.config import WhisperSettings
 from whisper_service.engines import faster_whisper_engine
 from whisper_service.engines.base import Engine
 from whisper_service.engines.pocketsphinx_engine import PocketsphinxEngine
@@ -283,7 +284,9 @@ def main() -> int:
             results.append({"engine": "pocketsphinx", **bench_grpc(env, clip, said, args.runs)})
 
         if faster_whisper_engine.has_model(args.model_dir):
-            fw = faster_whisper_engine.load(args.model_dir, "cpu", "int8", workers=1)
+            fw = faster_whisper_engine.load(
+                WhisperSettings(engine="faster-whisper", model_dir=args.model_dir, workers=1)
+            )
             results.append(
                 {
                     "engine": "faster-whisper",

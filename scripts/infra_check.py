@@ -90,6 +90,7 @@ ENV_PORTS = {
     "backend": {"BACKEND_PORT": 8000},
     "llm": {"LLM_PORT": 8001},
     "whisper": {"WHISPER_PORT": 50051, "WHISPER_METRICS_PORT": 9101},
+    "worker": {"WORKER_METRICS_PORT": 9102},
     "postgres": {"POSTGRES_PORT": 5432},
     "redis": {"REDIS_PORT": 6379},
     "objectstore": {"OBJECTSTORE_PORT": 9000},

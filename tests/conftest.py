@@ -113,7 +113,9 @@ class SpokenMeeting:
             meeting_id = created.json()["id"]
             deadline = time.monotonic() + timeout
             while True:
-                meeting: dict[str, Any] = client.get(f"/api/v1/meetings/{meeting_id}").json()
+                reply = client.get(f"/api/v1/meetings/{meeting_id}")
+                assert reply.status_code == 200, f"GET meeting: {reply.status_code} {reply.text}"
+                meeting: dict[str, Any] = reply.json()
                 if meeting["status"] in {"done", "failed"} or time.monotonic() > deadline:
                     return meeting
                 time.sleep(1)

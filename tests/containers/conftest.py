@@ -336,7 +336,13 @@ def _compose_stack(run: Run, env: str) -> Iterator[None]:
                 f"inv up --env {env} failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}\n"
                 f"{logs.stdout[-6000:]}"
             )
-        yield
+        try:
+            yield
+        except BaseException:
+            # What the services said is the first thing anyone needs when a check fails.
+            logs = run(*INV, "logs", "--env", env, "--tail", "60")
+            print(f"--- the {env} stack's logs ---\n{logs.stdout[-10000:]}")  # noqa: T201
+            raise
     finally:
         down = run(*INV, "down", "--env", env, "--volumes", "--yes")
         leftovers = compose_leftovers(run, f"mi-{env}")

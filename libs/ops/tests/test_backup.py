@@ -31,6 +31,7 @@ from ops import backup, db
 from ops import env as env_files
 from ops.backup import archive
 from ops.backup.lock import exclusive
+from ops.backup.record import SUCCESS_RECORD
 from ops.environment import Environment
 from ops.errors import OpsError
 
@@ -719,3 +720,37 @@ def test_a_delete_between_snapshot_and_lock_makes_the_backup_start_over(
     assert created.manifest.row_counts["public.meetings"] == 2
     assert f"media/{ids[0].hex}.wav" not in {p.name for p in created.manifest.media_parts}
     assert created.manifest.media_missing == []
+
+
+# --- the record monitoring reads ------------------------------------------------------------
+
+
+@pytest.mark.observability
+def test_a_verified_backup_is_recorded_for_monitoring(dev: Env) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    seed(dev, 1)
+    before = time.time()
+    created = backup.create(Environment.parse("dev"))
+    record = dev.root / "backups" / "status" / "dev" / SUCCESS_RECORD
+    samples = {
+        s.name: (s.labels, s.value)
+        for family in text_string_to_metric_families(record.read_text())
+        for s in family.samples
+    }
+    stamp_labels, stamp = samples["mi_backup_last_success_timestamp_seconds"]
+    assert stamp_labels == {"env": "dev"}
+    assert before <= stamp <= time.time()
+    assert samples["mi_backup_last_size_bytes"][1] == created.path.stat().st_size
+    assert oct(record.stat().st_mode & 0o777) == "0o644"  # another user (a container) reads it
+
+
+@pytest.mark.observability
+def test_a_backup_whose_record_cannot_be_written_still_succeeds(dev: Env, capsys) -> None:
+    seed(dev, 1)
+    status = dev.root / "backups" / "status"
+    status.mkdir(parents=True)
+    (status / "dev").write_text("not a directory")  # what root-owned leftovers do, for any user
+    created = backup.create(Environment.parse("dev"))
+    assert created.path.exists()
+    assert "could not record this backup for monitoring" in capsys.readouterr().out

@@ -81,7 +81,7 @@ def test_check_reports_unknown_missing_and_invalid_keys(scratch_root):
     problems = {p.key: p for p in env_files.check(Environment.parse("dev"))}
     assert "less than or equal to 65535" in problems["BACKEND_PORT"].message
     assert problems["BACKEND_PORT"].line is not None
-    assert "'auto', 'ollama' or 'extractive'" in problems["LLM_ENGINE"].message
+    assert "'auto', 'local', 'openai', 'ollama' or 'extractive'" in problems["LLM_ENGINE"].message
     assert problems["BACKEND_PROT"].message.startswith("unknown key BACKEND_PROT")
     missing = [p for p in env_files.check(Environment.parse("dev")) if p.key is None]
     assert any("REDIS_PORT" in p.message for p in missing)

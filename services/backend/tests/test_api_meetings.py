@@ -228,6 +228,19 @@ def test_a_vocabulary_hint_is_kept_with_the_meeting(
     assert len(media_files(media)) == 1  # only the first upload's recording
 
 
+def test_a_nul_character_in_a_text_field_is_422_and_nothing_is_kept(
+    client: httpx.Client, wav: bytes, media: MediaUnderTest
+) -> None:
+    reply = client.post(
+        "/api/v1/meetings", files={"file": ("a.wav", wav)}, data={"title": "budget\x00sync"}
+    )
+    assert reply.status_code == 422
+    assert "`title` holds a NUL character" in reply.json()["detail"]
+    assert media_files(media) == []
+    search = client.get("/api/v1/search", params={"q": "budget\x00"})
+    assert search.status_code == 422
+
+
 def test_two_file_parts_are_refused(
     client: httpx.Client, wav: bytes, media: MediaUnderTest
 ) -> None:
@@ -443,3 +456,26 @@ def test_database_down_is_503_with_hint(
         assert http.get("/health/ready").status_code == 503
         assert http.get("/health").status_code == 200
     assert media_files(media) == []
+
+
+def test_the_meeting_says_which_engine_wrote_the_analysis_and_why_not_the_model(
+    client: httpx.Client, add_meeting: Callable[..., uuid.UUID], database_url: str
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    meeting_id = add_meeting(title="Sync", transcript="Alice will send it.", summary="Sent.")
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE summaries SET engine = 'extractive', model = 'textrank-v1', note = :n"),
+            {"n": "local failed: took longer than 240s (LLM_DEADLINE)"},
+        )
+    engine.dispose()
+    body = client.get(f"/api/v1/meetings/{meeting_id}").json()
+    assert body["analysis"] == {
+        "engine": "extractive",
+        "model": "textrank-v1",
+        "note": "local failed: took longer than 240s (LLM_DEADLINE)",
+    }
+    bare = add_meeting(title="No analysis yet", status="transcribing")
+    assert client.get(f"/api/v1/meetings/{bare}").json()["analysis"] is None

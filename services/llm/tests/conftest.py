@@ -210,3 +210,156 @@ def fake_ollama() -> Iterator[FakeOllama]:
 def dead_url() -> str:
     """A loopback URL where nothing listens: connection refused, immediately."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+# --- a fake OpenAI-compatible server ------------------------------------------------------------
+
+
+@dataclass
+class FakeOpenAI:
+    """Speaks `GET /v1/models` and `POST /v1/chat/completions` as OpenAI-compatible servers do;
+    each test scripts the replies. `reject_modes` answers 400 for those response_format types,
+    the way servers without structured output refuse them."""
+
+    models: list[str] = field(default_factory=lambda: ["qwen-test"])
+    api_key: str = ""
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    script: list[Reply | ChatHandler] = field(default_factory=list)
+    default: ChatHandler | None = None
+    reject_modes: set[str] = field(default_factory=set)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @staticmethod
+    def completion(content: str, finish_reason: str = "stop") -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1764680000,
+            "model": "qwen-test",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+        }
+
+    @classmethod
+    def reply(cls, content: Any, finish_reason: str = "stop") -> Reply:
+        text = content if isinstance(content, str) else json.dumps(content)
+        return Reply(body=cls.completion(text, finish_reason))
+
+    @classmethod
+    def slow(cls, seconds: float) -> Reply:
+        return Reply(body=cls.completion("{}"), delay=seconds)
+
+    def enqueue(self, *replies: Reply | ChatHandler) -> None:
+        with self.lock:
+            self.script.extend(replies)
+
+    def next_reply(self, request: dict[str, Any]) -> Reply:
+        with self.lock:
+            scripted = self.script.pop(0) if self.script else None
+        if scripted is None:
+            scripted = self.default or (
+                lambda _r: self.reply({"summary": "ok", "action_items": [], "topics": []})
+            )
+        return scripted(request) if callable(scripted) else scripted
+
+
+def _openai_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: Any) -> None:
+            raw = json.dumps(body).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def _authorized(self) -> bool:
+            if fake.api_key and self.headers.get("Authorization") != f"Bearer {fake.api_key}":
+                self._send(
+                    401,
+                    {
+                        "error": {
+                            "message": "Incorrect API key provided",
+                            "type": "invalid_request_error",
+                        }
+                    },
+                )
+                return False
+            return True
+
+        def do_GET(self) -> None:
+            if not self._authorized():
+                return
+            if self.path == "/v1/models":
+                self._send(
+                    200,
+                    {"object": "list", "data": [{"id": m, "object": "model"} for m in fake.models]},
+                )
+            else:
+                self._send(404, {"error": {"message": "not found"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            request = json.loads(self.rfile.read(length) or b"{}")
+            if not self._authorized():
+                return
+            if self.path != "/v1/chat/completions":
+                self._send(404, {"error": {"message": "not found"}})
+                return
+            with fake.lock:
+                fake.requests.append(request)
+                fake.headers.append(dict(self.headers))
+            mode = (request.get("response_format") or {}).get("type")
+            if mode in fake.reject_modes:
+                self._send(
+                    400,
+                    {
+                        "error": {
+                            "message": f"response_format type {mode} is not supported",
+                            "type": "invalid_request_error",
+                        }
+                    },
+                )
+                return
+            reply = fake.next_reply(request)
+            if reply.delay and fake.stopping.wait(reply.delay):
+                return
+            self._send(reply.status, reply.body)
+
+    return Handler
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _openai_handler(fake))
+    server.daemon_threads = True
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -25,7 +25,8 @@ def test_analyze_returns_the_contract(client: TestClient, transcripts: dict[str,
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"summary", "action_items", "topics", "engine", "model"}
+    assert set(body) == {"summary", "action_items", "topics", "engine", "model", "note"}
+    assert body["note"] is None
     assert (body["engine"], body["model"]) == ("extractive", "textrank-v1")
     assert body["summary"]
     assert "release" in body["topics"]

@@ -29,6 +29,8 @@ def service() -> Iterator[Callable[..., Any]]:
             "ollama_url": ollama_url,
             "ollama_timeout": 5.0,
             "ollama_retries": 2,
+            # These tests are about the errors; falling back to extractive is tested apart.
+            "llm_fallback": False,
         }
         values.update(overrides)
         probe_ttl = values.pop("probe_ttl", 15.0)
@@ -75,6 +77,7 @@ def test_valid_reply_is_mapped_and_the_request_follows_the_protocol(
         "topics": ["release"],
         "engine": "ollama",
         "model": "llama3.2:3b",
+        "note": None,
     }
     [request] = fake_ollama.chat_requests
     assert request["model"] == "llama3.2:3b"
@@ -317,6 +320,21 @@ def test_auto_reports_invalid_replies_instead_of_hiding_them(
     assert response.status_code == 502
 
 
+def test_with_fallback_an_invalid_model_is_replaced_by_extractive_saying_why(
+    fake_ollama: Any, service: Callable[..., TestClient]
+) -> None:
+    fake_ollama.default = lambda _request: fake_ollama.content("[]")
+    response = service(fake_ollama.url, ollama_retries=1, llm_fallback=True).post(
+        "/v1/analyze", json={"text": TRANSCRIPT}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["engine"] == "extractive"
+    assert body["note"].startswith("ollama failed: model 'llama3.2:3b' did not reply with the")
+    assert "after 2 attempts" in body["note"]
+    assert body["action_items"] and body["model"] == "textrank-v1"
+
+
 def test_ready_when_ollama_has_the_model(
     fake_ollama: Any, service: Callable[..., TestClient]
 ) -> None:
@@ -362,6 +380,7 @@ def test_engines_endpoint_reflects_ollama(
     assert {e["name"]: e["available"] for e in auto["engines"]} == {
         "extractive": True,
         "ollama": True,
+        "openai": False,  # OPENAI_BASE_URL is not set
     }
     down = service(dead_url, llm_engine="ollama").get("/v1/engines").json()
     assert (down["configured"], down["selected"]) == ("ollama", None)

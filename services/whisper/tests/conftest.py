@@ -1,8 +1,11 @@
 """Fixtures: speech audio, and real whisper servers on loopback (subprocess or in-process).
 
-The speech is festival's (committed WAVs, see fixtures/make_fixtures.sh); other formats and
-longer clips are made from it here with PyAV and numpy, so the tests need neither festival
-nor sox.
+The speech is festival's and espeak-ng's (committed WAVs, see fixtures/make_fixtures.sh);
+other formats, videos, noise and longer clips are made from it here with PyAV and numpy, so the
+tests need neither festival nor sox.
+
+The faster-whisper tests run a real Whisper model, found by the mi_testing plugin's
+`whisper_model_dir` fixture (skipped without one, except under CI, where they fail).
 """
 
 from __future__ import annotations
@@ -90,6 +93,78 @@ def convert(
         for packet in stream.encode(None):
             out.mux(packet)
     return target
+
+
+@pytest.fixture(scope="session")
+def german_wav() -> Path:
+    return FIXTURES / "german.wav"
+
+
+@pytest.fixture(scope="session")
+def contract_wav() -> Path:
+    """Festival saying a name Whisper misspells unless told about it (Przybylski)."""
+    return FIXTURES / "contract.wav"
+
+
+def noise(kind: str, seconds: float, level: float = 0.05, seed: int = 7) -> np.ndarray:
+    """int16 noise at RMS `level` (full scale 1): white, pink, brown, or room (pink + mains hum)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    signal = rng.standard_normal(n)
+    if kind != "white":
+        # Shape white noise's spectrum: 1/f power for pink, 1/f^2 for brown.
+        spectrum = np.fft.rfft(signal)
+        freqs = np.fft.rfftfreq(n, 1 / 16000)
+        freqs[0] = freqs[1]
+        spectrum /= freqs if kind == "brown" else np.sqrt(freqs)
+        signal = np.fft.irfft(spectrum, n)
+        if kind == "room":
+            t = np.arange(n) / 16000
+            hum = 0.5 * np.sin(2 * np.pi * 50 * t) + 0.2 * np.sin(2 * np.pi * 150 * t)
+            signal = signal / np.sqrt(np.mean(signal**2)) + hum
+    signal = signal / np.sqrt(np.mean(signal**2)) * level
+    return (np.clip(signal, -1, 1) * 32767).astype(np.int16)
+
+
+def make_video(path: Path, audio: Path | None, seconds: float = 3.0) -> Path:
+    """An MP4 with a small H.264-or-MPEG-4 video stream and, if given, `audio` as AAC."""
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream(codec, rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = None
+        if audio is not None:
+            sound = out.add_stream("aac", rate=44100)
+            sound.layout = "mono"
+        for i in range(int(seconds * 10)):
+            image = np.full((48, 64, 3), (i * 8) % 256, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if audio is not None and sound is not None:
+            with av.open(str(audio)) as inp:
+                for audio_frame in inp.decode(audio=0):
+                    audio_frame.pts = None
+                    for packet in sound.encode(audio_frame):
+                        out.mux(packet)
+            for packet in sound.encode(None):
+                out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def videos(alice_wav: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An MP4 of alice.wav with a video stream, and the same video without sound."""
+    out = tmp_path_factory.mktemp("video")
+    return {
+        "with-audio": make_video(out / "alice.mp4", alice_wav),
+        "no-audio": make_video(out / "silent-film.mp4", None),
+    }
+
+
+# --- the real Whisper model ----------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -318,6 +393,8 @@ class Helpers:
     wait_until = staticmethod(wait_until)
     read_pcm = staticmethod(read_pcm)
     write_wav = staticmethod(write_wav)
+    noise = staticmethod(noise)
+    make_video = staticmethod(make_video)
     free_port = staticmethod(free_port)
     start_server = staticmethod(start_server)
     server_env = staticmethod(server_env)

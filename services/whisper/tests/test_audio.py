@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from whisper_service.audio import SAMPLE_RATE, decode
+from whisper_service.audio import SAMPLE_RATE, _SampleBuffer, decode
 from whisper_service.errors import ACCEPTED_FORMATS, AudioError, CancelledError
 
 
@@ -95,6 +95,26 @@ def test_too_long_counts_decoded_audio_not_only_the_header(
     data = encoded_alice["mp3"].read_bytes() * 4
     with pytest.raises(AudioError, match="too long"):
         decode(data, max_seconds=5)
+
+
+def test_the_sample_buffer_grows_past_the_header_estimate() -> None:
+    # A header may promise less than the file holds; the buffer then doubles, keeping order.
+    buffer = _SampleBuffer(expected=SAMPLE_RATE)
+    chunks = [np.full(999, i, dtype=np.int16) for i in range(100)]
+    for chunk in chunks:
+        buffer.append(chunk)
+    assert np.array_equal(buffer.samples(), np.concatenate(chunks))
+
+
+def test_a_video_is_decoded_from_its_audio_track(videos: dict[str, Path]) -> None:
+    audio = decode(videos["with-audio"].read_bytes(), max_seconds=60)
+    assert 3.3 < audio.seconds < 3.7
+    assert np.abs(audio.samples).max() > 3000
+
+
+def test_a_video_without_sound_says_so(videos: dict[str, Path]) -> None:
+    with pytest.raises(AudioError, match="video without an audio track"):
+        decode(videos["no-audio"].read_bytes(), max_seconds=60)
 
 
 def test_decoding_stops_when_asked(make_speech: Callable[[float], Path]) -> None:

@@ -41,6 +41,41 @@ def test_transcribe_file_returns_a_transcript(server: Any, alice_wav: Path, help
     assert 0 <= start < end and "budget" in text
 
 
+def test_progress_callback_sees_the_start_and_the_end(
+    server: Any, make_speech: Callable[[float], Path]
+) -> None:
+    seen: list[tuple[float, float]] = []
+    with WhisperClient(server.target, timeout=60) as client:
+        transcript = client.transcribe_file(
+            make_speech(8), vocabulary="Przybylski", on_progress=lambda *p: seen.append(p)
+        )
+    total = round(transcript.audio_seconds, 2)
+    assert seen[0] == (0, total) and seen[-1] == (total, total)
+    assert "budget" in transcript.text  # pocketsphinx ignores the vocabulary
+    assert (transcript.words, transcript.language_probability) == ([], 1.0)
+
+
+def test_a_failing_progress_callback_cancels_the_call(
+    server: Any, make_speech: Callable[[float], Path], helpers: type
+) -> None:
+    def give_up(done: float, total: float) -> None:
+        raise KeyboardInterrupt  # e.g. the worker's task was revoked
+
+    value = helpers.metric_value
+    metric = "whisper_requests_total"
+    before = value(server.metrics(), metric, method="TranscribeWithProgress", status="CANCELLED")
+    with WhisperClient(server.target, timeout=60) as client, pytest.raises(KeyboardInterrupt):
+        client.transcribe_file(make_speech(30), on_progress=give_up)
+    # The server noticed and stopped instead of transcribing the rest.
+    assert helpers.wait_until(
+        lambda: (
+            value(server.metrics(), metric, method="TranscribeWithProgress", status="CANCELLED")
+            == before + 1
+        ),
+        timeout=5,
+    )
+
+
 def test_small_chunks_stream_the_same_result(server: Any, encoded_alice: dict[str, Path]) -> None:
     with WhisperClient(server.target, timeout=60, chunk_bytes=1000) as client:
         transcript = client.transcribe_file(encoded_alice["m4a"], language="en")

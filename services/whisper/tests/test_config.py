@@ -67,7 +67,7 @@ def test_port_in_use_exits_1_saying_so(helpers: type) -> None:
         result = run_main(helpers.server_env(WHISPER_METRICS_PORT=str(port)))
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert f"cannot serve metrics on 127.0.0.1:{port}" in last
+    assert f"cannot serve metrics on 127.0.0.1:{port} (WHISPER_METRICS_PORT)" in last
 
 
 def test_settings_read_the_documented_env_names(monkeypatch: pytest.MonkeyPatch) -> None:

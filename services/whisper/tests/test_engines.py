@@ -1,4 +1,7 @@
-"""The engines themselves: pocketsphinx transcribes; faster-whisper up to model loading."""
+"""The engines themselves: pocketsphinx transcribes; faster-whisper up to model loading.
+
+(faster-whisper transcribing with a real model: test_faster_whisper.py.)
+"""
 
 from __future__ import annotations
 
@@ -132,13 +135,15 @@ def test_pocketsphinx_silence_gives_an_empty_transcript(sphinx: PocketsphinxEngi
 # --- choosing and loading -----------------------------------------------------------------
 
 
-def fake_model_dir(path: Path, *, tokenizer: bool = True) -> Path:
+def fake_model_dir(path: Path, *, tokenizer: bool = True, vocabulary: bool = True) -> Path:
     """Files named like a CTranslate2 model, with junk inside."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "model.bin").write_bytes(b"definitely not a CTranslate2 model")
     (path / "config.json").write_text("{}")
     if tokenizer:
         (path / "tokenizer.json").write_text("{}")
+    if vocabulary:
+        (path / "vocabulary.json").write_text("[]")
     return path
 
 
@@ -185,6 +190,13 @@ def test_model_without_tokenizer_is_refused_before_any_download(tmp_path: Path) 
     model = fake_model_dir(tmp_path / "model", tokenizer=False)
     with pytest.raises(EngineConfigError, match=r"missing tokenizer\.json.*inv models\.pull"):
         engines.load(settings(engine="faster-whisper", model_dir=model))
+
+
+def test_model_without_vocabulary_is_refused_naming_both_file_names(tmp_path: Path) -> None:
+    model = fake_model_dir(tmp_path / "model", vocabulary=False)
+    with pytest.raises(EngineConfigError) as info:
+        engines.load(settings(engine="faster-whisper", model_dir=model))
+    assert "missing vocabulary.json or vocabulary.txt" in str(info.value)
 
 
 def test_junk_model_bin_gives_a_clear_load_error(tmp_path: Path) -> None:

@@ -168,7 +168,7 @@ def test_engine_failure_after_listening_exits_2(
 ) -> None:
     junk = tmp_path / "model"
     junk.mkdir()
-    for name in ("model.bin", "config.json", "tokenizer.json"):
+    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.json"):
         (junk / name).write_text("junk")
     server = spawn_server(WHISPER_ENGINE="auto", WHISPER_MODEL_DIR=str(junk))
     assert server.proc.wait(timeout=60) == 2

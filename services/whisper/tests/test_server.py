@@ -114,6 +114,24 @@ def test_concurrent_requests_each_get_their_own_transcript(
         assert expected in results[index], (path.name, results[index])
 
 
+def test_progress_stream_with_pocketsphinx(
+    stub: pb_grpc.TranscriberStub, make_speech: Callable[[float], Path], helpers: type
+) -> None:
+    events = list(
+        stub.TranscribeWithProgress(helpers.stream_requests(make_speech(8)), timeout=TIMEOUT)
+    )
+    *progress, last = events
+    result = last.result
+    assert last.WhichOneof("event") == "result" and "budget" in result.text
+    done = [e.progress.audio_seconds_done for e in progress]
+    # The start, each utterance as it is decoded, the end.
+    assert done[0] == 0 and done[-1] == pytest.approx(result.audio_seconds, abs=0.01)
+    assert done == sorted(done) and len(done) >= 3
+    # pocketsphinx knows one language and gives no word timings.
+    assert (result.language, result.language_probability) == ("en", 1.0)
+    assert all(not s.words for s in result.segments)
+
+
 def test_engine_info(stub: pb_grpc.TranscriberStub) -> None:
     info = stub.GetEngineInfo(pb.GetEngineInfoRequest(), timeout=10)
     assert info.ready
@@ -138,7 +156,7 @@ def test_reflection_lists_the_services(channel: grpc.Channel) -> None:
     # A client with no stubs can discover the methods.
     file = db.FindFileContainingSymbol(SERVICE)
     methods = {m.name for s in file.service if s.name == "Transcriber" for m in s.method}
-    assert methods == {"Transcribe", "TranscribeFile", "GetEngineInfo"}
+    assert methods == {"Transcribe", "TranscribeFile", "TranscribeWithProgress", "GetEngineInfo"}
 
 
 # --- bad input: the right status, a helpful message, and the server carries on -------------

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from backend.config import BackendSettings
 from backend.main import create_app
-from mi_testing import ApiServer, ServiceProcess, speech, subprocess_env
+from mi_testing import ApiServer, ServiceProcess, free_port, speech, subprocess_env
 from mi_testing.objectstore import MediaUnderTest
 
 API_TOKEN = "worker-test-token-0123456789"
@@ -88,7 +88,8 @@ def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[StartWo
                 "--without-gossip",
                 *args,
             ],
-            subprocess_env(**{**worker_env, **env}),
+            # Each worker its own metrics port: several run at once, next to a dev stack.
+            subprocess_env(**{"WORKER_METRICS_PORT": str(free_port()), **worker_env, **env}),
             tmp_path / f"worker{number}.log",
         ).start()
         started.append(service)

@@ -5,6 +5,7 @@ These tests are slow by nature (real speech recognition, real worker processes).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +22,12 @@ pytestmark = pytest.mark.slow
 StartWorker = Callable[..., ServiceProcess]
 
 
-def upload(client: httpx.Client, audio: Path, title: str = "Planning") -> str:
+def upload(client: httpx.Client, audio: Path, title: str = "Planning", **fields: str) -> str:
     with audio.open("rb") as file:
         reply = client.post(
-            "/api/v1/meetings", files={"file": (audio.name, file)}, data={"title": title}
+            "/api/v1/meetings",
+            files={"file": (audio.name, file)},
+            data={"title": title, **fields},
         )
     assert reply.status_code == 202, reply.text
     return str(reply.json()["id"])
@@ -92,6 +95,43 @@ def test_upload_is_transcribed_analyzed_and_indexed(
     assert count_rows("transcripts") == 1
     assert count_rows("summaries") == 1
     assert count_rows("search_documents") == 1
+
+
+def test_real_whisper_reports_progress_and_gives_punctuated_text_with_word_timings(
+    client: httpx.Client,
+    start_worker: StartWorker,
+    long_spoken_wav: Path,
+    faster_whisper_target: str,
+) -> None:
+    worker = start_worker(WHISPER_URL=faster_whisper_target)
+    meeting_id = upload(client, long_spoken_wav, title="Budget planning")
+    seen: list[float] = []
+    deadline = time.monotonic() + 180
+    while (body := meeting(client, meeting_id))["status"] not in {"done", "failed"}:
+        if body["status"] == "transcribing" and body["progress"] is not None:
+            seen.append(body["progress"])
+        if time.monotonic() > deadline:
+            pytest.fail(f"meeting stuck in {body['status']}:\n{worker.log()[-4000:]}")
+        time.sleep(0.05)
+
+    assert body["status"] == "done", body["error"]
+    assert any(0 < p < 1 for p in seen), f"no progress between start and end was shown: {seen}"
+    assert seen == sorted(seen), "progress only moves forward"
+    assert body["progress"] == 1.0
+    transcript = body["transcript"]
+    assert transcript["engine"] == "faster-whisper"
+    assert transcript["language"] == "en" and transcript["language_probability"] > 0.5
+    # Punctuated and capitalised, every repetition heard (the recording says it six times).
+    spoken = re.findall(
+        r"Alice will send (?:a|the) budget report,? by Friday\.", transcript["text"]
+    )
+    assert len(spoken) == 6, transcript["text"]
+    for segment in transcript["segments"]:
+        words = segment["words"]
+        assert words and all(segment["start"] - 0.5 <= w["start"] <= w["end"] for w in words)
+        assert " ".join(w["word"].strip() for w in words).replace("  ", " ") in segment["text"]
+    due = {item["owner"]: item["due"] for item in body["action_items"]}
+    assert due.get("Alice") == "Friday" and due.get("Bob") == "next week", body["action_items"]
 
 
 def test_whisper_down_is_retried_then_failed_with_reason(

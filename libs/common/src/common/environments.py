@@ -15,8 +15,10 @@ ENVIRONMENTS: Final[tuple[Environment, ...]] = ("dev", "staging", "prod")
 DEV_PORTS: Final[dict[str, int]] = {
     "BACKEND_PORT": 8000,
     "LLM_PORT": 8001,
+    "LLAMA_PORT": 8002,
     "WHISPER_PORT": 50051,
     "WHISPER_METRICS_PORT": 9101,
+    "WORKER_METRICS_PORT": 9102,
     "POSTGRES_PORT": 5433,
     "REDIS_PORT": 6380,
     "OBJECTSTORE_PORT": 9010,

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from common import tracing
+
 # Attributes every LogRecord has; anything else was passed through `extra=` and is kept.
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -30,6 +32,8 @@ class JsonFormatter(logging.Formatter):
         payload.update(
             {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and k[0] != "_"}
         )
+        # Joins a log line to its trace (empty when tracing is off).
+        payload.update(tracing.log_fields())
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)

@@ -8,6 +8,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from common import multiprocess
+
 REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
 )
@@ -76,5 +78,11 @@ class PrometheusMiddleware:
 
 
 def render_latest() -> tuple[bytes, str]:
-    """The exposition body and its content type, for a `/metrics` endpoint."""
+    """The exposition body and its content type, for a `/metrics` endpoint.
+
+    In multiprocess mode (several uvicorn workers) the body sums every process's files, so
+    whichever worker answers the scrape reports the whole server.
+    """
+    if multiprocess.active():
+        return generate_latest(multiprocess.registry()), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Literal
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.environments import ENVIRONMENTS, Environment
@@ -38,6 +38,17 @@ class ServiceSettings(BaseSettings):
     app_env: Environment = "dev"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="Every service: OTLP/gRPC collector traces are sent to "
+        "(http://host:4317). Unset: tracing is off and costs nothing.",
+    )
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        # Compose passes "${OTEL_EXPORTER_OTLP_ENDPOINT:-}": an empty value means off.
+        return value.strip() or None if value is not None else None
 
 
 def describe_config_error(exc: ValidationError) -> str:

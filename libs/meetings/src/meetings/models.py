@@ -24,10 +24,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    cast,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import UserDefinedType
 
 from meetings.base import Base
 
@@ -37,6 +40,11 @@ VOCABULARY_MAX = 500
 SEARCH_CONFIG = "english"
 """Text-search configuration baked into the generated tsvector column (changing it needs a
 migration)."""
+
+
+EMBEDDING_DIMENSIONS = 384
+"""Length of the stored vectors: the locked embedding model's (all-MiniLM-L6-v2). Another
+model with another length needs a migration (and `inv search.reindex`)."""
 
 
 class MeetingStatus(StrEnum):
@@ -120,6 +128,10 @@ class Transcript(StepResult, Base):
     )
 
 
+SEGMENT_VECTOR_SQL = f"to_tsvector('{SEARCH_CONFIG}'::regconfig, text)"
+"""Each segment's own words, so a keyword hit can point at the moment it was said."""
+
+
 class TranscriptSegment(Base):
     __tablename__ = "transcript_segments"
     __table_args__ = (UniqueConstraint("transcript_id", "position"),)
@@ -132,7 +144,9 @@ class TranscriptSegment(Base):
     end_seconds: Mapped[float] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
     # [[start, end, word, probability], ...] when the engine times words (faster-whisper).
-    words: Mapped[list[list[Any]] | None] = mapped_column(JSONB)
+    # none_as_null: Python None is SQL NULL here, not the JSON value `null`.
+    words: Mapped[list[list[Any]] | None] = mapped_column(JSONB(none_as_null=True))
+    tsv: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEGMENT_VECTOR_SQL, persisted=True))
 
     transcript: Mapped[Transcript] = relationship(back_populates="segments")
 
@@ -141,6 +155,8 @@ class Summary(StepResult, Base):
     __tablename__ = "summaries"
 
     topics: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    # Why another engine than the configured one wrote it (a model down, slow or invalid).
+    note: Mapped[str | None] = mapped_column(Text)
 
     meeting: Mapped[Meeting] = relationship(back_populates="summary")
 
@@ -188,3 +204,68 @@ class SearchDocument(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=_now(), onupdate=_now()
     )
+
+
+class Vector(UserDefinedType[list[float]]):
+    """pgvector's `vector(n)`: written as its text form '[0.1,0.2,...]' (no extra driver)."""
+
+    cache_ok = True
+
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+
+    def get_col_spec(self, **_: Any) -> str:
+        return f"vector({self.dimensions})"
+
+    def bind_processor(self, dialect: Any) -> Any:
+        return lambda value: None if value is None else vector_text(value)
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return cast(bindvalue, self)
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        def parse(value: Any) -> list[float] | None:
+            if value is None or isinstance(value, list):
+                return value
+            return [float(v) for v in str(value).strip("[]").split(",") if v]
+
+        return parse
+
+
+# Reflection (Alembic's drift check) reads `vector(384)` back as this type, not as unknown.
+postgresql_base.ischema_names["vector"] = Vector
+
+
+def vector_text(values: list[float]) -> str:
+    """A vector as pgvector reads it from text."""
+    return "[" + ",".join(f"{v:.7g}" for v in values) + "]"
+
+
+class TranscriptChunk(Base):
+    """A few consecutive transcript segments (~80 words) and their embedding: what search by
+    meaning compares a question with, and where in the recording a hit points.
+
+    Written by the worker's `embed` step (or `inv search.reindex`); a meeting without chunks
+    is still found by keyword search. The HNSW index ranks by cosine distance (`<=>`).
+    """
+
+    __tablename__ = "transcript_chunks"
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "position"),
+        Index(
+            "ix_transcript_chunks_embedding",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    meeting_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    segment_position: Mapped[int] = mapped_column(Integer)
+    start_seconds: Mapped[float] = mapped_column(Float)
+    end_seconds: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(128))
+    embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIMENSIONS))

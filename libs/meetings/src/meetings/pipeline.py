@@ -12,6 +12,9 @@ PROCESS_MEETING = "meetings.process"
 TRANSCRIBE = "meetings.transcribe"
 ANALYZE = "meetings.analyze"
 INDEX = "meetings.index"
+EMBED = "meetings.embed"
+"""After the meeting is done: its transcript chunks embedded for search by meaning (optional:
+a failure leaves the meeting done and keyword-searchable; `inv search.reindex` redoes it)."""
 
 QUEUE_PIPELINE = "pipeline"
 QUEUE_TRANSCRIBE = "transcribe"
@@ -23,4 +26,5 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     TRANSCRIBE: {"queue": QUEUE_TRANSCRIBE},
     ANALYZE: {"queue": QUEUE_ANALYZE},
     INDEX: {"queue": QUEUE_PIPELINE},
+    EMBED: {"queue": QUEUE_ANALYZE},
 }

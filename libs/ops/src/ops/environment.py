@@ -59,6 +59,12 @@ class Environment:
         return self.root / "backups" / self.name
 
     @property
+    def backup_status_dir(self) -> Path:
+        """Where monitoring reads how the backups go (times and sizes, no secrets). Not inside
+        `backups_dir`, which is private (0700): the worker's exporter may run as another user."""
+        return self.root / "backups" / "status" / self.name
+
+    @property
     def default_ports(self) -> dict[str, int]:
         return default_ports(self.name)
 

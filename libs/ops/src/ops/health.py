@@ -176,16 +176,18 @@ def media_probe(values: Mapping[str, str]) -> Any:
 def checks_for(values: Mapping[str, str], *, ollama: bool = False) -> list[Check]:
     """The checks of a stack configured by `values` (an env file, interpolated)."""
     backend = f"http://{values['BACKEND_HOST']}:{values['BACKEND_PORT']}"
+    whisper_metrics = (
+        f"http://{values['WHISPER_HOST']}:{values['WHISPER_METRICS_PORT']}/metrics"
+        if "WHISPER_HOST" in values and "WHISPER_METRICS_PORT" in values
+        else None
+    )
     checks = [
         Check("postgres", postgres_probe(values["DATABASE_URL"]), timeout=CHECK_TIMEOUT),
         Check("redis", redis_probe(values["REDIS_URL"]), timeout=CHECK_TIMEOUT),
         Check("backend", http_probe(f"{backend}/health/ready"), timeout=CHECK_TIMEOUT + 1),
         Check(
             "whisper",
-            grpc_probe(
-                values["WHISPER_URL"],
-                f"http://{values['WHISPER_HOST']}:{values['WHISPER_METRICS_PORT']}/metrics",
-            ),
+            grpc_probe(values["WHISPER_URL"], whisper_metrics),
             timeout=CHECK_TIMEOUT,
         ),
         Check("llm", http_probe(f"{values['LLM_URL']}/health/ready"), timeout=CHECK_TIMEOUT),
@@ -195,6 +197,10 @@ def checks_for(values: Mapping[str, str], *, ollama: bool = False) -> list[Check
         # A directory is the backend's own business (its readiness reports it; under compose
         # it is a volume this machine cannot see); a bucket is shared by every service.
         checks.append(Check("media", media_probe(values), timeout=CHECK_TIMEOUT + 3))
+    if values.get("LLM_ENGINE") == "local":
+        # llama.cpp answers 503 while it loads the model, 200 once it can serve.
+        url = str(values["LLAMA_URL"]).rstrip("/")
+        checks.append(Check("llama", http_probe(f"{url}/health"), timeout=CHECK_TIMEOUT))
     if ollama:
         url = str(values["OLLAMA_URL"]).rstrip("/")
         checks.append(

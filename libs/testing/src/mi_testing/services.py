@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,16 @@ import httpx
 
 from common import grpc_health
 from mi_testing.processes import ServiceProcess, free_port, subprocess_env
+
+
+def whisper_model_dir() -> Path:
+    """Where the tests find a real faster-whisper model (it may not be there)."""
+    configured = os.environ.get("WHISPER_TEST_MODEL_DIR")
+    if configured:
+        return Path(configured)
+    from ops import project
+
+    return project.root() / ".models" / "dev" / "whisper"
 
 
 def grpc_serving(target: str) -> bool:

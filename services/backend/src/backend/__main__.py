@@ -9,13 +9,17 @@ from __future__ import annotations
 import sys
 
 from backend.config import SERVICE_NAME, BackendSettings, get_settings
-from common import entrypoint
+from common import entrypoint, multiprocess
 
 
 def serve(settings: BackendSettings) -> int:
     import uvicorn
 
     entrypoint.exit_0_on_sigterm()
+    if settings.backend_workers > 1:
+        # Each uvicorn worker process counts its own requests; in multiprocess mode they all
+        # write to one directory and whichever answers /metrics reports the sum.
+        multiprocess.prepare(SERVICE_NAME, settings.backend_port)
     # uvicorn.run, not a Server: it also runs BACKEND_WORKERS > 1 processes.
     uvicorn.run(
         "backend.main:app",

@@ -44,6 +44,9 @@ class BackendSettings(ServiceSettings, MediaSettings):
     llm_url: str = Field(
         f"http://127.0.0.1:{DEV_PORTS['LLM_PORT']}", description="Base URL of the llm service."
     )
+    ask_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        120.0, description="How long /api/v1/ask waits for the LLM's answer."
+    )
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = Field(
         10, description="Database connections kept open per worker process."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,14 +13,16 @@ from fastapi import Depends, FastAPI
 from grpc import aio
 from redis.asyncio import Redis
 
-from backend import __version__
-from backend.api.routes import exports, health, meetings, search
+from backend import __version__, tracing
+from backend.api.routes import ask, exports, health, meetings, search
 from backend.config import SERVICE_NAME, BackendSettings, get_settings
 from backend.core.errors import install_error_handlers
 from backend.db.read_pool import read_pool
+from backend.services.meaning import QueryEmbedder
 from backend.services.task_queue import make_client
 from backend.web import install_web
 from backend.web.auth import require_api_auth
+from common import multiprocess
 from common.logging import configure_logging
 from common.metrics import PrometheusMiddleware
 from meetings.session import async_engine, async_sessions
@@ -67,6 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         socket_timeout=2,
     )
     app.state.http = httpx.AsyncClient(timeout=2.0)
+    app.state.embedder = QueryEmbedder(app.state.http, settings.llm_url)
     app.state.whisper_channel = aio.insecure_channel(settings.whisper_url)
     app.state.task_queue = make_client(settings.redis_url, timeout_s=settings.enqueue_timeout_s)
     # Everything allocated so far (modules, app, pools) lives as long as the process: move
@@ -81,6 +85,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.redis.aclose()
         await app.state.read_pool.close()
         await engine.dispose()
+        # A uvicorn worker that stops: its live gauges must stop counting (counters stay).
+        multiprocess.mark_dead(os.getpid())
 
 
 def create_app(settings: BackendSettings | None = None) -> FastAPI:
@@ -90,13 +96,20 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=tracing.TELEMETRY,
     )
     app.state.settings = settings
+    endpoint, environment = (
+        (settings.otel_exporter_otlp_endpoint, settings.app_env)
+        if settings is not None
+        else tracing.endpoint_from_env()
+    )
+    tracing.instrument(endpoint, environment)
     app.add_middleware(PrometheusMiddleware, service=SERVICE_NAME)
     install_error_handlers(app)
 
     # Bearer token as before, or the web UI's session cookie (see backend/web/auth.py).
-    for router in (meetings.router, exports.router, search.router):
+    for router in (meetings.router, exports.router, search.router, ask.router):
         app.include_router(router, dependencies=[Depends(require_api_auth)])
     app.include_router(health.router)
     install_web(app)

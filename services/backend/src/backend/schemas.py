@@ -72,6 +72,15 @@ class MeetingSummaryOut(BaseModel):
     completed_at: datetime | None
 
 
+class AnalysisOut(BaseModel):
+    engine: str = Field(description="Who wrote the summary: local, openai, ollama, extractive.")
+    model: str
+    note: str | None = Field(
+        description="Why the extractive engine wrote it instead of the configured model "
+        "(down, too slow, invalid replies), when it did."
+    )
+
+
 class MeetingOut(MeetingSummaryOut):
     progress: float | None = Field(
         default=None, description="Fraction of the audio transcribed so far, while transcribing."
@@ -79,6 +88,7 @@ class MeetingOut(MeetingSummaryOut):
     vocabulary: str | None = Field(default=None, description="The upload's vocabulary hint.")
     transcript: TranscriptOut | None
     summary: str | None
+    analysis: AnalysisOut | None = None
     topics: list[str]
     action_items: list[ActionItemOut]
 
@@ -97,6 +107,13 @@ class SearchHitOut(BaseModel):
     created_at: datetime
     rank: float
     snippet: str = Field(description="HTML-escaped excerpt; matches are wrapped in <mark>.")
+    segment: int | None = Field(
+        default=None, description="Position of the transcript segment the hit points at."
+    )
+    start_seconds: float | None = Field(
+        default=None, description="When that segment starts in the recording."
+    )
+    matched: str = Field(default="keyword", description="keyword, semantic or both.")
 
 
 class SearchPage(BaseModel):
@@ -105,3 +122,33 @@ class SearchPage(BaseModel):
     total: int
     limit: int
     offset: int
+    mode: str = "keyword"
+    note: str | None = Field(
+        default=None, description="Why results are fewer than asked for (a fallback), if so."
+    )
+
+
+class AskIn(BaseModel):
+    # Something to ask, and no NUL character (Postgres text cannot hold one).
+    question: str = Field(min_length=1, max_length=1000, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
+
+
+class CitationOut(BaseModel):
+    number: int
+    meeting_id: uuid.UUID
+    title: str
+    segment: int
+    start_seconds: float
+    at: str = Field(description="start_seconds as m:ss (or h:mm:ss).")
+    text: str
+    similarity: float
+
+
+class AskOut(BaseModel):
+    question: str
+    answer: str | None = Field(description="Generated from the citations; null when none was.")
+    supported: bool | None
+    citations: list[CitationOut]
+    engine: str | None
+    model: str | None
+    note: str | None = None

@@ -18,7 +18,7 @@ import datetime as dt
 import httpx
 from pydantic import ValidationError
 
-from llm_service.schemas import AnalyzeResponse
+from llm_service.schemas import AnalyzeResponse, EmbedResponse
 
 # Statuses a later retry can cure: a timeout, "too early", rate limiting, server trouble.
 _TRANSIENT = frozenset({408, 425, 429})
@@ -36,6 +36,11 @@ class AnalysisRejectedError(LLMError):
     """Permanent: the service refused the transcript, or replied with something unreadable."""
 
 
+class EmbeddingsUnavailableError(LLMError):
+    """The service has no embedding model (503 from /v1/embed): search stays keyword-only
+    until `inv models.pull` brings it."""
+
+
 def _detail(reply: httpx.Response) -> str:
     try:
         detail = reply.json().get("detail")
@@ -48,7 +53,8 @@ class LLMClient:
     """`POST /v1/analyze` with one connection pool; `timeout` bounds each analysis."""
 
     def __init__(self, base_url: str, *, timeout: float, http: httpx.Client | None = None) -> None:
-        self.url = f"{base_url.rstrip('/')}/v1/analyze"
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/v1/analyze"
         self.timeout = timeout
         self._http = http or httpx.Client()
         self._owns_http = http is None
@@ -85,6 +91,30 @@ class LLMClient:
             raise AnalysisRejectedError(
                 f"llm returned a reply that is not an analysis: {exc}"
             ) from exc
+
+    def embed(self, texts: list[str]) -> EmbedResponse:
+        """Unit-length vectors for `texts` (at most 64 per call)."""
+        url = f"{self.base_url}/v1/embed"
+        try:
+            reply = self._http.post(url, json={"texts": texts}, timeout=self.timeout)
+        except httpx.TimeoutException as exc:
+            raise LLMUnavailableError(
+                f"llm did not embed within {self.timeout:g}s ({url})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise LLMUnavailableError(f"llm unreachable at {url}: {exc}") from exc
+        if reply.status_code == 503:
+            raise EmbeddingsUnavailableError(_detail(reply))
+        if reply.status_code in _TRANSIENT or reply.status_code >= 500:
+            raise LLMUnavailableError(f"llm answered {reply.status_code}: {_detail(reply)}")
+        if reply.status_code >= 400:
+            raise AnalysisRejectedError(
+                f"llm refused the texts ({reply.status_code}): {_detail(reply)}"
+            )
+        try:
+            return EmbedResponse.model_validate_json(reply.content)
+        except ValidationError as exc:
+            raise AnalysisRejectedError(f"llm returned no embeddings: {exc}") from exc
 
     def close(self) -> None:
         if self._owns_http:

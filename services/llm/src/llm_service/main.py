@@ -5,21 +5,29 @@ For other ASGI servers: `uvicorn --factory llm_service.main:create_app`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 
+from common import tracing
 from common.metrics import PrometheusMiddleware
-from llm_service.api.routes import analysis, health
+from llm_service.api.routes import analysis, embeddings, health
 from llm_service.config import SERVICE_NAME, LLMSettings, get_settings
+from llm_service.embeddings import EmbeddingModel, EmbeddingsUnavailableError
 from llm_service.engines.base import EngineError
 from llm_service.engines.extractive import ExtractiveEngine
 from llm_service.engines.ollama import OllamaClient, OllamaEngine
+from llm_service.engines.openai import OpenAIClient, OpenAIEngine
 from llm_service.engines.selection import EngineSelector
+
+log = logging.getLogger(__name__)
 
 
 def _version() -> str:
@@ -32,6 +40,28 @@ def _version() -> str:
 async def _engine_error(_request: Request, exc: Exception) -> JSONResponse:
     status = exc.status_code if isinstance(exc, EngineError) else 500
     return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def chat_engine(settings: LLMSettings, http: httpx.AsyncClient, backoff: float) -> OpenAIEngine:
+    """The OpenAI-compatible engine: the stack's llama.cpp (local) or OPENAI_BASE_URL."""
+    local = settings.llm_engine == "local"
+    client = OpenAIClient(
+        settings.chat_base_url,
+        api_key="" if local else settings.openai_api_key.get_secret_value(),
+        timeout=settings.openai_timeout,
+        retries=settings.openai_retries,
+        http=http,
+        backoff=backoff,
+    )
+    ggufs = sorted(Path(settings.llm_model_dir).glob("*.gguf")) if local else []
+    return OpenAIEngine(
+        client,
+        settings.chat_model,
+        settings.llm_chunk_chars,
+        name="local" if local else "openai",
+        shown_model=ggufs[0].stem if ggufs else None,
+        check_model=not local,
+    )
 
 
 def create_app(
@@ -55,8 +85,18 @@ def create_app(
                 settings.llm_engine,
                 ExtractiveEngine(),
                 OllamaEngine(client, settings.ollama_model, settings.llm_chunk_chars),
+                chat_engine(settings, http, ollama_backoff),
                 ttl=probe_ttl,
+                fallback=settings.llm_fallback,
+                deadline=settings.llm_deadline,
             )
+            app.state.embeddings = EmbeddingModel(
+                Path(settings.embeddings_model_dir), threads=settings.embeddings_threads
+            )
+            try:
+                app.state.embeddings.load()  # at start-up, not inside the first request
+            except EmbeddingsUnavailableError as exc:
+                log.warning("%s", exc)
             yield
 
     app = FastAPI(
@@ -64,9 +104,13 @@ def create_app(
         summary="Summary, action items and topics of meeting transcripts.",
         version=_version(),
         lifespan=lifespan,
+        telemetry=TelemetryConfig(exclude=tracing.untraced, metrics=False, logs=False),
     )
+    # FastAPI traces each request itself once a tracer provider is installed.
+    tracing.setup(SERVICE_NAME, settings.otel_exporter_otlp_endpoint, settings.app_env)
     app.add_middleware(PrometheusMiddleware, service=SERVICE_NAME)
     app.add_exception_handler(EngineError, _engine_error)
     app.include_router(analysis.router)
+    app.include_router(embeddings.router)
     app.include_router(health.router)
     return app

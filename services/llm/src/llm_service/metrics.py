@@ -13,3 +13,4 @@ ANALYSIS_SECONDS = Histogram(
     ["engine"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+EMBEDDED_TEXTS = Counter("llm_embedded_texts_total", "Texts turned into embedding vectors")

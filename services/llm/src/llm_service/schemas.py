@@ -42,8 +42,74 @@ class AnalyzeResponse(BaseModel):
     summary: str
     action_items: list[ActionItem]
     topics: list[str]
-    engine: str = Field(description="The engine that answered: 'ollama' or 'extractive'.")
-    model: str = Field(description="The Ollama model tag, or the extractive algorithm.")
+    engine: str = Field(
+        description="The engine that answered: 'local', 'openai', 'ollama' or 'extractive'."
+    )
+    model: str = Field(description="The model (tag, GGUF file), or the extractive algorithm.")
+    note: str | None = Field(
+        default=None,
+        description="Why another engine than the configured one answered (a model that was "
+        "down, slow or invalid), when it did.",
+    )
+
+
+# --- embeddings -------------------------------------------------------------------------------
+
+EMBED_MAX_TEXTS = 64
+EMBED_MAX_CHARS = 4000
+
+
+class EmbedRequest(BaseModel):
+    texts: list[str] = Field(
+        min_length=1,
+        max_length=EMBED_MAX_TEXTS,
+        description="Texts to embed (longer ones are truncated to the model's 256 tokens).",
+    )
+
+    @field_validator("texts")
+    @classmethod
+    def _bounded(cls, value: list[str]) -> list[str]:
+        for i, text in enumerate(value):
+            if len(text) > EMBED_MAX_CHARS:
+                raise ValueError(f"texts[{i}] is {len(text)} characters; at most {EMBED_MAX_CHARS}")
+        return value
+
+
+class EmbedResponse(BaseModel):
+    model: str
+    dimensions: int
+    vectors: list[list[float]] = Field(description="One unit-length vector per text, in order.")
+
+
+# --- answers over retrieved passages -----------------------------------------------------------
+
+QUESTION_MAX = 1000
+PASSAGES_MAX = 12
+
+
+class Passage(BaseModel):
+    title: str = Field(max_length=300)
+    at: str = Field(max_length=40, description="Where in the meeting, e.g. '12:03'.")
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class AnswerRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=QUESTION_MAX)
+    passages: list[Passage] = Field(min_length=1, max_length=PASSAGES_MAX)
+
+
+class AnswerResponse(BaseModel):
+    answer: str | None = Field(
+        description="The generated answer; null when no model answered (extractive engine) or "
+        "the passages do not contain the answer."
+    )
+    citations: list[int] = Field(description="1-based numbers of the passages relied on.")
+    supported: bool | None = Field(
+        description="Whether the model found the answer in the passages; null without a model."
+    )
+    engine: str
+    model: str
+    note: str | None = None
 
 
 class EngineStatus(BaseModel):

@@ -13,7 +13,7 @@ import sys
 import threading
 from types import FrameType
 
-from common import entrypoint
+from common import entrypoint, tracing
 from whisper_service.config import SERVICE_NAME, WhisperSettings, get_settings
 from whisper_service.errors import EngineError
 from whisper_service.server import WhisperServer
@@ -27,6 +27,8 @@ def _fail(message: str, code: int) -> int:
 
 
 def serve(settings: WhisperSettings) -> int:
+    tracing.setup(SERVICE_NAME, settings.otel_exporter_otlp_endpoint, settings.app_env)
+
     # SimpleQueue.put is safe inside a signal handler (Event.set can deadlock there).
     events: queue.SimpleQueue[str | EngineError] = queue.SimpleQueue()
 

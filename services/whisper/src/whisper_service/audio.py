@@ -1,5 +1,8 @@
 """Decode any common audio container to 16 kHz mono 16-bit PCM with PyAV (FFmpeg).
 
+A video file (MP4, MOV, MKV, WebM) is decoded from its first audio track; its video packets
+are read past, never decoded.
+
 Only audio demuxers are allowed (FFmpeg's `format_whitelist`): playlist-like formats such as
 HLS or concat could otherwise make FFmpeg open other files or URLs named inside the upload.
 """
@@ -68,6 +71,11 @@ def decode(
         raise _unreadable(f"not a recognised audio file: {_ffmpeg_reason(exc)}") from exc
     with container:
         if not container.streams.audio:
+            if container.streams.video:
+                raise AudioError(
+                    f"the {container.format.name} file is a video without an audio track: there "
+                    "is nothing to transcribe; upload a recording with sound"
+                )
             raise _unreadable(f"the {container.format.name} file has no audio stream")
         # The header's duration can be wrong; it only lets an obviously long file fail fast.
         if container.duration is not None and container.duration / av.time_base > max_seconds:
@@ -78,42 +86,69 @@ def decode(
     return Audio(samples)
 
 
+class _SampleBuffer:
+    """int16 samples appended into one buffer that grows by doubling.
+
+    Keeping each decoded frame (about 1,000 samples) as its own array and joining them at the
+    end costs twice the audio at the peak, and the freed small arrays stay in the allocator's
+    heap, which is not given back to the OS: an hour of audio kept ~250 MB resident instead of
+    115 MB. One buffer, sized from the container's duration when it has one, needs the audio's
+    size once; pages past the end are never touched, so an overestimate costs no memory.
+    """
+
+    def __init__(self, expected: int) -> None:
+        self._buffer = np.empty(max(expected, SAMPLE_RATE), dtype=np.int16)
+        self.size = 0
+
+    def append(self, chunk: npt.NDArray[np.int16]) -> None:
+        end = self.size + chunk.size
+        if end > len(self._buffer):
+            grown = np.empty(max(end, 2 * len(self._buffer)), dtype=np.int16)
+            grown[: self.size] = self._buffer[: self.size]
+            self._buffer = grown
+        self._buffer[self.size : end] = chunk
+        self.size = end
+
+    def samples(self) -> npt.NDArray[np.int16]:
+        return self._buffer[: self.size]
+
+
+def _expected_samples(container: av.container.InputContainer, limit: int) -> int:
+    """The decoded length the container's header promises (+1 %), capped at the limit."""
+    duration = container.duration / av.time_base if container.duration is not None else 0.0
+    return min(int(duration * 1.01 * SAMPLE_RATE) + SAMPLE_RATE, limit + SAMPLE_RATE)
+
+
 def _decode_stream(
     container: av.container.InputContainer, max_seconds: float, should_stop: ShouldStop | None
 ) -> npt.NDArray[np.int16]:
     stream = container.streams.audio[0]
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     limit = int(max_seconds * SAMPLE_RATE)
-    chunks: list[npt.NDArray[np.int16]] = []
-    total = 0
+    buffer = _SampleBuffer(_expected_samples(container, limit))
     next_check = _CHECK_EVERY_SAMPLES
     try:
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
-                chunk = out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
-                chunks.append(chunk)
-                total += chunk.size
-            if total > limit:
-                raise _too_long(total / SAMPLE_RATE, max_seconds, at_least=True)
-            if total >= next_check:
+                buffer.append(out.to_ndarray().reshape(-1).astype(np.int16, copy=False))
+            if buffer.size > limit:
+                raise _too_long(buffer.size / SAMPLE_RATE, max_seconds, at_least=True)
+            if buffer.size >= next_check:
                 next_check += _CHECK_EVERY_SAMPLES
                 if should_stop is not None and should_stop():
                     raise CancelledError("decoding stopped: the client went away")
         for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1).astype(np.int16, copy=False))
+            buffer.append(out.to_ndarray().reshape(-1).astype(np.int16, copy=False))
     except av.FFmpegError as exc:
-        if not chunks:
+        if not buffer.size:
             raise _unreadable(f"{container.format.name}: {_ffmpeg_reason(exc)}") from exc
         raise _unreadable(
-            f"{container.format.name} data is corrupt after {total / SAMPLE_RATE:.1f} s: "
+            f"{container.format.name} data is corrupt after {buffer.size / SAMPLE_RATE:.1f} s: "
             f"{_ffmpeg_reason(exc)}"
         ) from exc
-    if not chunks:
-        return np.zeros(0, dtype=np.int16)
-    samples = np.concatenate(chunks)
-    if samples.size > limit:
-        raise _too_long(samples.size / SAMPLE_RATE, max_seconds)
-    return samples
+    if buffer.size > limit:
+        raise _too_long(buffer.size / SAMPLE_RATE, max_seconds)
+    return buffer.samples()
 
 
 def _too_long(seconds: float, max_seconds: float, *, at_least: bool = False) -> AudioError:

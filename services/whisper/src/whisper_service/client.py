@@ -5,6 +5,11 @@ the [server] extra, so av, numpy and the engines are not there (tests/test_clien
 
     with WhisperClient("127.0.0.1:50051", timeout=600) as client:
         transcript = client.transcribe_file("meeting.m4a")
+        transcript = client.transcribe_file(
+            "meeting.m4a",
+            vocabulary="Przybylski, Kubernetes",  # names and jargon to spell right
+            on_progress=lambda done, total: print(f"{done:.0f}/{total:.0f} s"),
+        )
 
 Failures come as one of two exceptions: WhisperUnavailableError (transient: the service is
 down, overloaded, timed out or crashed; retry the work later) and AudioRejectedError
@@ -17,10 +22,10 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import grpc
 
@@ -57,10 +62,22 @@ class AudioRejectedError(WhisperError):
     """Permanent: the service refused this audio (unreadable, empty, too long, too big)."""
 
 
+# Called with (seconds of audio transcribed so far, seconds of audio in all).
+OnProgress = Callable[[float, float], None]
+
+
 class Segment(NamedTuple):
     start: float
     end: float
     text: str
+
+
+class Word(NamedTuple):
+    start: float
+    end: float
+    word: str  # with its punctuation, as in the text: "Friday."
+    probability: float  # the engine's confidence, 0..1
+    segment: int  # index of the segment it belongs to, in Transcript.segments
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,10 @@ class Transcript:
     audio_seconds: float
     processing_seconds: float
     device: str = ""
+    # Every word of every segment in order (Segment stays a 3-tuple for its callers).
+    words: list[Word] = field(default_factory=list)
+    # 0..1: 1 when the language was asked for, 0 when there was no speech to tell from.
+    language_probability: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -140,26 +161,55 @@ class WhisperClient:
     def close(self) -> None:
         self._channel.close()
 
-    def transcribe_file(self, path: str | PathLike[str], language: str | None = None) -> Transcript:
-        """Stream the file to the service and wait (up to `timeout` per attempt) for the text."""
+    def transcribe_file(
+        self,
+        path: str | PathLike[str],
+        language: str | None = None,
+        *,
+        vocabulary: str | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> Transcript:
+        """Stream the file to the service and wait (up to `timeout` per attempt) for the text.
+
+        `vocabulary`: names and terms the recording likely contains, so they are spelled
+        right (faster-whisper; pocketsphinx ignores it). `on_progress(done_s, total_s)` is
+        called from this thread as the server transcribes (TranscribeWithProgress): first
+        once the audio is decoded, last with done == total; after a retry it starts again
+        from 0. An exception it raises cancels the call and is raised from here.
+        """
         file = Path(path)
         if not file.is_file():
             raise FileNotFoundError(f"no audio file at {file}")
-        options = pb.TranscriptionOptions(language=language or "", filename=file.name)
+        options = pb.TranscriptionOptions(
+            language=language or "", filename=file.name, vocabulary=vocabulary or ""
+        )
 
         def call() -> pb.TranscribeResponse:
-            return self._stub.Transcribe(self._requests(file, options), timeout=self.timeout)
+            requests = self._requests(file, options)
+            if on_progress is None:
+                return self._stub.Transcribe(requests, timeout=self.timeout)
+            return self._follow(
+                self._stub.TranscribeWithProgress(requests, timeout=self.timeout), on_progress
+            )
 
         response = self._with_retries(call, f"transcribing {file.name}")
-        return Transcript(
-            text=response.text,
-            segments=[Segment(s.start_seconds, s.end_seconds, s.text) for s in response.segments],
-            language=response.language,
-            engine=response.engine,
-            model=response.model,
-            audio_seconds=response.audio_seconds,
-            processing_seconds=response.processing_seconds,
-            device=response.device,
+        return _transcript(response)
+
+    def _follow(self, events: Any, on_progress: OnProgress) -> pb.TranscribeResponse:
+        """The result at the end of a TranscribeWithProgress stream, passing progress on."""
+        try:
+            for event in events:
+                if event.HasField("result"):
+                    return event.result
+                progress = event.progress
+                on_progress(progress.audio_seconds_done, progress.audio_seconds_total)
+        except grpc.RpcError:
+            raise
+        except BaseException:
+            events.cancel()  # the caller's callback failed: stop the server's work too
+            raise
+        raise WhisperUnavailableError(
+            f"whisper at {self.target} ended the progress stream without a result"
         )
 
     def engine_info(self) -> EngineInfo:
@@ -225,6 +275,25 @@ class WhisperClient:
                 f"{what}: no answer from whisper at {self.target} within {self.timeout:g} s"
             )
         return WhisperUnavailableError(f"{what}: whisper at {self.target} failed: {name} {details}")
+
+
+def _transcript(response: pb.TranscribeResponse) -> Transcript:
+    return Transcript(
+        text=response.text,
+        segments=[Segment(s.start_seconds, s.end_seconds, s.text) for s in response.segments],
+        language=response.language,
+        engine=response.engine,
+        model=response.model,
+        audio_seconds=response.audio_seconds,
+        processing_seconds=response.processing_seconds,
+        device=response.device,
+        words=[
+            Word(w.start_seconds, w.end_seconds, w.word, w.probability, index)
+            for index, s in enumerate(response.segments)
+            for w in s.words
+        ],
+        language_probability=response.language_probability,
+    )
 
 
 def _status(exc: grpc.RpcError) -> tuple[grpc.StatusCode | None, str]:

@@ -88,6 +88,96 @@ class WhisperSettings(ServiceSettings):
         description="On SIGTERM, how long running transcriptions may take to finish.",
     )
 
+    # --- faster-whisper decoding (pocketsphinx ignores these) -------------------------------
+    # Defaults measured with benchmarks/whisper_rtf.py (base model, 2 cores); see its docstring.
+    cpu_threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        validation_alias="WHISPER_CPU_THREADS",
+        description="faster-whisper CPU threads per transcription; 0 uses every usable core.",
+    )
+    beam_size: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        validation_alias="WHISPER_BEAM_SIZE",
+        description="faster-whisper beam width: 1 is greedy (faster), 5 is more accurate.",
+    )
+    window_seconds: float = Field(
+        default=300,
+        ge=60,
+        le=3600,
+        validation_alias="WHISPER_WINDOW_SECONDS",
+        description="Long audio is transcribed in windows of about this many seconds, cut at "
+        "silences, so memory stays bounded however long the recording.",
+    )
+    vad: bool = Field(
+        default=True,
+        validation_alias="WHISPER_VAD",
+        description="Drop non-speech with Silero VAD before faster-whisper decodes: faster, and "
+        "no text invented over silence or noise.",
+    )
+    vad_threshold: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        validation_alias="WHISPER_VAD_THRESHOLD",
+        description="Silero VAD speech probability above which audio counts as speech.",
+    )
+    vad_min_speech_ms: int = Field(
+        default=250,
+        ge=0,
+        validation_alias="WHISPER_VAD_MIN_SPEECH_MS",
+        description="Speech shorter than this (clicks, coughs) is dropped by the VAD.",
+    )
+    vad_min_silence_ms: int = Field(
+        default=2000,
+        ge=0,
+        validation_alias="WHISPER_VAD_MIN_SILENCE_MS",
+        description="Pauses shorter than this stay in the audio (natural speech keeps flowing).",
+    )
+    vad_speech_pad_ms: int = Field(
+        default=400,
+        ge=0,
+        validation_alias="WHISPER_VAD_SPEECH_PAD_MS",
+        description="Audio kept on each side of detected speech, so word edges are not cut.",
+    )
+    no_speech_threshold: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        validation_alias="WHISPER_NO_SPEECH_THRESHOLD",
+        description="A 30 s window whose no-speech probability is above this (and whose text "
+        "is unlikely, see WHISPER_LOG_PROB_THRESHOLD) is treated as silence.",
+    )
+    log_prob_threshold: float = Field(
+        default=-1.0,
+        le=0,
+        validation_alias="WHISPER_LOG_PROB_THRESHOLD",
+        description="Decoded text with an average log probability below this is retried at a "
+        "higher temperature, and dropped if the window also looks like silence.",
+    )
+    compression_ratio_threshold: float = Field(
+        default=2.4,
+        gt=1,
+        validation_alias="WHISPER_COMPRESSION_RATIO_THRESHOLD",
+        description="Decoded text that gzip compresses better than this (repetition loops) is "
+        "retried at a higher temperature.",
+    )
+    condition_on_previous_text: bool = Field(
+        default=False,
+        validation_alias="WHISPER_CONDITION_ON_PREVIOUS_TEXT",
+        description="Prompt each 30 s window with the text before it: more consistent style, "
+        "but one hallucination can then repeat for minutes (off by default).",
+    )
+    drop_repeated_segments: bool = Field(
+        default=True,
+        validation_alias="WHISPER_DROP_REPEATED_SEGMENTS",
+        description="Drop a segment whose text (nearly) repeats the one before it, a common "
+        "Whisper failure on long audio.",
+    )
+
     @property
     def max_message_bytes(self) -> int:
         return int(self.max_message_mb * 1024 * 1024)

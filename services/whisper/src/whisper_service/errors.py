@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-ACCEPTED_FORMATS = "WAV, MP3, M4A/AAC, OGG/Opus, WebM, FLAC"
+ACCEPTED_FORMATS = (
+    "WAV, MP3, M4A/AAC, OGG/Opus, WebM, FLAC, or an MP4/MOV/MKV/WebM video with an audio track"
+)
 
 
 class InvalidRequestError(Exception):

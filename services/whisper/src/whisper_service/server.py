@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from whisper_service import engines
+from whisper_service import engines, tracing
 from whisper_service.config import WhisperSettings
 from whisper_service.engines import Engine
 from whisper_service.metrics import Metrics
@@ -56,6 +56,7 @@ class WhisperServer:
         )
         self.grpc = grpc.server(
             self._executor,
+            interceptors=tracing.server_interceptors(GRPC_SERVICE_NAME),
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 # Keep connections from idle clients (the worker) alive through proxies.
@@ -84,7 +85,10 @@ class WhisperServer:
             self.metrics_port = self.metrics.serve(self.settings.host, self.settings.metrics_port)
         except OSError as exc:
             address = listen_address(self.settings.host, self.settings.metrics_port)
-            raise OSError(f"cannot serve metrics on {address}: {exc.strerror or exc}") from exc
+            raise OSError(
+                f"cannot serve metrics on {address} (WHISPER_METRICS_PORT): "
+                f"{exc.strerror or exc}; set WHISPER_METRICS_PORT to a free port"
+            ) from exc
         self.grpc.start()
         log.info(
             "listening on %s (metrics on port %d), engine loading",

@@ -7,17 +7,20 @@ server carries on. Work stops soon after the client goes away or its deadline pa
 from __future__ import annotations
 
 import logging
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import IO, NoReturn
 
 import grpc
 
 from whisper_service import audio
 from whisper_service.config import WhisperSettings
-from whisper_service.engines import Engine
+from whisper_service.engines import Engine, OnProgress, Transcription
 from whisper_service.errors import (
     ACCEPTED_FORMATS,
     AudioError,
@@ -37,6 +40,17 @@ _SPOOL_IN_MEMORY_BYTES = 16 * 1024 * 1024
 
 class _EngineNotReadyError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """How an RPC ends when it does not succeed: the status and a message saying why."""
+
+    status: grpc.StatusCode
+    message: str
+
+
+Receive = Callable[[ExitStack], tuple[pb.TranscriptionOptions, bytes | IO[bytes]]]
 
 
 class TranscriberServicer(pb_grpc.TranscriberServicer):
@@ -64,6 +78,43 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
 
         return self._transcribe("TranscribeFile", context, receive)
 
+    def TranscribeWithProgress(  # noqa: N802
+        self, request_iterator: Iterator[pb.TranscribeRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.TranscribeEvent]:
+        def receive(stack: ExitStack) -> tuple[pb.TranscriptionOptions, IO[bytes]]:
+            return self._receive_stream(request_iterator, stack)
+
+        # The engine reports progress from its own thread; this generator hands the events
+        # to gRPC as they come, and the result (or the failure) last.
+        events: queue.SimpleQueue[pb.TranscribeEvent | _Failure] = queue.SimpleQueue()
+
+        def on_progress(done: float, total: float) -> None:
+            events.put(
+                pb.TranscribeEvent(
+                    progress=pb.Progress(audio_seconds_done=done, audio_seconds_total=total)
+                )
+            )
+
+        def work() -> None:
+            outcome: pb.TranscribeResponse | _Failure = _Failure(
+                grpc.StatusCode.INTERNAL, "transcription failed: the worker thread died"
+            )
+            try:
+                outcome = self._attempt("TranscribeWithProgress", context, receive, on_progress)
+            finally:  # whatever happens, the stream below gets its last message
+                events.put(
+                    outcome if isinstance(outcome, _Failure) else pb.TranscribeEvent(result=outcome)
+                )
+
+        threading.Thread(target=work, name="transcribe-progress", daemon=True).start()
+        while True:
+            event = events.get()
+            if isinstance(event, _Failure):
+                _abort(context, event.status, event.message)
+            yield event
+            if event.HasField("result"):
+                return
+
     def GetEngineInfo(  # noqa: N802
         self, request: pb.GetEngineInfoRequest, context: grpc.ServicerContext
     ) -> pb.EngineInfo:
@@ -83,16 +134,26 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
     # --- shared path ------------------------------------------------------------------------
 
     def _transcribe(
+        self, method: str, context: grpc.ServicerContext, receive: Receive
+    ) -> pb.TranscribeResponse:
+        outcome = self._attempt(method, context, receive, None)
+        if isinstance(outcome, _Failure):
+            _abort(context, outcome.status, outcome.message)
+        return outcome
+
+    def _attempt(
         self,
         method: str,
         context: grpc.ServicerContext,
-        receive: Callable[[ExitStack], tuple[pb.TranscriptionOptions, bytes | IO[bytes]]],
-    ) -> pb.TranscribeResponse:
+        receive: Receive,
+        on_progress: OnProgress | None,
+    ) -> pb.TranscribeResponse | _Failure:
+        """Run one transcription; every failure becomes the status the client should see."""
         started = time.perf_counter()
         status, message = grpc.StatusCode.OK, ""
         self._metrics.in_flight.inc()
         try:
-            return self._run(context, receive, started)
+            return self._run(context, receive, started, on_progress)
         except InvalidRequestError as exc:
             status, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
         except UploadTooLargeError as exc:
@@ -115,13 +176,14 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
             self._metrics.processing_seconds.labels(method).observe(time.perf_counter() - started)
         if status in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED):
             log.info("request rejected", extra={"method": method, "reason": message})
-        return _abort(context, status, message)
+        return _Failure(status, message)
 
     def _run(
         self,
         context: grpc.ServicerContext,
-        receive: Callable[[ExitStack], tuple[pb.TranscriptionOptions, bytes | IO[bytes]]],
+        receive: Receive,
         started: float,
+        on_progress: OnProgress | None,
     ) -> pb.TranscribeResponse:
         engine = self.engine
         if engine is None:
@@ -136,7 +198,11 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
                 source, max_seconds=self._settings.max_audio_seconds, should_stop=should_stop
             )
         result = engine.transcribe(
-            decoded, language=options.language or None, should_stop=should_stop
+            decoded,
+            language=options.language or None,
+            should_stop=should_stop,
+            vocabulary=options.vocabulary or None,
+            on_progress=on_progress,
         )
         description = engine.description
         elapsed = time.perf_counter() - started
@@ -148,15 +214,14 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
                 "audio_seconds": round(decoded.seconds, 2),
                 "processing_seconds": round(elapsed, 3),
                 "engine": description.engine,
+                "language": result.language,
             },
         )
         return pb.TranscribeResponse(
             text=result.text,
-            segments=[
-                pb.Segment(start_seconds=s.start, end_seconds=s.end, text=s.text)
-                for s in result.segments
-            ],
+            segments=_segments(result),
             language=result.language,
+            language_probability=result.language_probability,
             engine=description.engine,
             model=description.model,
             device=description.device,
@@ -200,6 +265,26 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
             )
         spool.seek(0)
         return options, spool
+
+
+def _segments(result: Transcription) -> list[pb.Segment]:
+    return [
+        pb.Segment(
+            start_seconds=s.start,
+            end_seconds=s.end,
+            text=s.text,
+            words=[
+                pb.Word(
+                    start_seconds=w.start,
+                    end_seconds=w.end,
+                    word=w.word,
+                    probability=w.probability,
+                )
+                for w in s.words
+            ],
+        )
+        for s in result.segments
+    ]
 
 
 def _abort(context: grpc.ServicerContext, status: grpc.StatusCode, message: str) -> NoReturn:

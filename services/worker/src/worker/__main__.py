@@ -7,7 +7,8 @@ option given on the command line is passed to `celery worker` and wins, e.g.
     python -m worker --pool solo --loglevel DEBUG
 
 Exit codes: 0 after a warm shutdown (SIGTERM: running tasks finish first), 2 for bad
-configuration (one line on stderr naming each bad key), Celery's own codes otherwise.
+configuration (one line on stderr naming each bad key), 1 when the metrics port
+(WORKER_METRICS_PORT) is taken, Celery's own codes otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +29,19 @@ def worker_argv(settings: WorkerSettings, extra: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     def serve(settings: WorkerSettings) -> int:
+        # Before anything imports prometheus_client: the pool processes Celery forks must each
+        # write their own metric files, which the main process's /metrics adds up.
+        from common import multiprocess
+
+        multiprocess.prepare(SERVICE_NAME, settings.worker_metrics_port)
+        from worker import metrics
+
+        try:
+            metrics.serve(settings)
+        except metrics.MetricsPortError as exc:
+            sys.stderr.write(f"{SERVICE_NAME}: {exc}\n")  # the one line a human reads
+            return 1
+
         from worker.celery_app import app
 
         # Celery handles SIGTERM as a warm shutdown: running tasks finish, then it exits 0.

@@ -9,15 +9,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
-from llm_service.client import AnalysisRejectedError, LLMClient, LLMUnavailableError
-from llm_service.schemas import AnalyzeResponse
+from llm_service.client import (
+    AnalysisRejectedError,
+    EmbeddingsUnavailableError,
+    LLMClient,
+    LLMUnavailableError,
+)
+from llm_service.schemas import AnalyzeResponse, EmbedResponse
 from worker.errors import PermanentError, TransientError
+
+
+class EmbeddingsMissingError(PermanentError):
+    """The llm service has no embedding model; the meeting stays keyword-searchable."""
 
 
 class Analyzer(Protocol):
     def analyze(
         self, text: str, *, language: str | None, reference_date: dt.date | None
     ) -> AnalyzeResponse: ...
+
+    def embed(self, texts: list[str]) -> EmbedResponse: ...
 
     def close(self) -> None: ...
 
@@ -31,6 +42,16 @@ class LLMAnalyzer:
     ) -> AnalyzeResponse:
         try:
             return self.client.analyze(text, language=language, reference_date=reference_date)
+        except LLMUnavailableError as exc:
+            raise TransientError(str(exc)) from exc
+        except AnalysisRejectedError as exc:
+            raise PermanentError(str(exc)) from exc
+
+    def embed(self, texts: list[str]) -> EmbedResponse:
+        try:
+            return self.client.embed(texts)
+        except EmbeddingsUnavailableError as exc:
+            raise EmbeddingsMissingError(str(exc)) from exc
         except LLMUnavailableError as exc:
             raise TransientError(str(exc)) from exc
         except AnalysisRejectedError as exc:

@@ -83,6 +83,26 @@ class WorkerSettings(ServiceSettings, MediaSettings):
         5, description="Quick reconnect attempts per transcription call while whisper restarts."
     )
     llm_timeout: PositiveSeconds = Field(300, description="Seconds to wait for one analysis.")
+    search_embeddings: bool = Field(
+        True, description="Embed transcript chunks for search by meaning after each meeting."
+    )
+
+    worker_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Interface the worker's Prometheus metrics server binds to (0.0.0.0 in "
+        "containers).",
+    )
+    worker_metrics_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        9102,
+        description="Prometheus metrics port of the worker: its main process serves the "
+        "metrics of every pool process plus queue depth read from Redis and Postgres.",
+    )
+    backup_status_dir: Path | None = Field(
+        None,
+        description="Where `inv backup` records its last success (backups/status/<env>): the "
+        "worker exports that record and the free space of its filesystem. Unset: backups "
+        "are not monitored.",
+    )
 
     @field_validator("database_url")
     @classmethod

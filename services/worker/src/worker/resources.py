@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from meetings.session import sync_engine, sync_sessions
 from recordings import MediaStore, open_store
+from worker import tracing
 from worker.analyzer import Analyzer, LLMAnalyzer
 from worker.config import WorkerSettings, get_settings
 from worker.transcriber import Transcriber, WhisperTranscriber
@@ -91,6 +92,8 @@ def get() -> Resources:
 def _warm_up(**_: Any) -> None:
     # Build the clients when the pool process starts, not inside the first task, whose
     # time limit would otherwise pay for loading CA certificates and connection pools.
+    # Tracing first: it instruments the gRPC and httpx clients as they are created.
+    tracing.instrument_pool_process(get_settings())
     get()
 
 

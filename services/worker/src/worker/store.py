@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from meetings.models import Meeting, MeetingStatus
@@ -35,12 +36,25 @@ def advance(session: Session, meeting_id: uuid.UUID, status: MeetingStatus) -> N
     )
 
 
-def mark_done(session: Session, meeting_id: uuid.UUID) -> None:
-    session.execute(
+def mark_done(session: Session, meeting_id: uuid.UUID) -> datetime | None:
+    """Finish the meeting; its upload time when this call finished it, else None."""
+    uploaded_at: datetime | None = session.scalar(
         update(Meeting)
         .where(Meeting.id == meeting_id, Meeting.status.not_in(_FINAL))
         .values(status=MeetingStatus.DONE.value, error=None, completed_at=func.now())
+        .returning(Meeting.created_at)
     )
+    return uploaded_at
+
+
+def lock_unfinished(session: Session, meeting_id: uuid.UUID) -> datetime | None:
+    """Lock the meeting's row; its upload time if it is not done or failed yet, else None."""
+    row = session.execute(
+        select(Meeting.status, Meeting.created_at).where(Meeting.id == meeting_id).with_for_update()
+    ).first()
+    if row is None or row.status in _FINAL:
+        return None
+    return row.created_at
 
 
 def mark_failed(session: Session, meeting_id: uuid.UUID, reason: str) -> bool:

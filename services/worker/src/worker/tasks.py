@@ -25,12 +25,13 @@ from kombu.exceptions import OperationalError as BrokerError
 from psycopg.errors import ForeignKeyViolation
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from meetings.pipeline import ANALYZE, INDEX, PROCESS_MEETING, TRANSCRIBE
-from worker import resources, store
+from meetings.pipeline import ANALYZE, EMBED, INDEX, PROCESS_MEETING, TRANSCRIBE
+from worker import metrics, resources, store
 from worker.celery_app import app
 from worker.deliveries import count_delivery
 from worker.errors import MeetingFinishedError, MeetingGoneError, PermanentError, TransientError
 from worker.steps import analyze as analyze_step
+from worker.steps import embed as embed_step
 from worker.steps import index as index_step
 from worker.steps import transcribe as transcribe_step
 
@@ -48,9 +49,13 @@ def backoff_seconds(retries: int, base: float, cap: float) -> float:
 def _fail(meeting_id: uuid.UUID, reason: str) -> None:
     res = resources.get()
     with res.sessions() as session, session.begin():
+        # Counted once per meeting: a second failure (a redelivered message) only rewrites why.
+        uploaded_at = store.lock_unfinished(session, meeting_id)
         recorded = store.mark_failed(session, meeting_id, reason)
     if recorded:
         logger.warning("meeting %s failed: %s", meeting_id, reason)
+    if recorded and uploaded_at is not None:
+        metrics.meeting_finished("failed", uploaded_at)
 
 
 def _parse_id(raw: str) -> uuid.UUID:
@@ -73,11 +78,13 @@ class PipelineTask(Task):
         # killed, so this runs in the worker's main process).
         raw_id = args[0] if args else kwargs.get("meeting_id")
         if isinstance(exc, TimeLimitExceeded):
+            metrics.failed_outside_a_run(self.name, "hard_time_limit")
             reason = (
                 f"{self.step_name}: killed after the hard time limit "
                 f"({resources.get().settings.worker_time_limit:g}s, WORKER_TIME_LIMIT)"
             )
         else:
+            metrics.failed_outside_a_run(self.name, "unexpected")
             reason = f"{self.step_name}: unexpected error {type(exc).__name__}: {exc}"
         try:
             _fail(uuid.UUID(str(raw_id)), reason)
@@ -87,25 +94,32 @@ class PipelineTask(Task):
 
 def _run_step(task: PipelineTask, raw_id: str, step: Step) -> None:
     meeting_id = _parse_id(raw_id)
-    try:
-        _run_step_policy(task, meeting_id, step)
-    except SoftTimeLimitExceeded:
-        _fail(
-            meeting_id,
-            f"{task.step_name}: took longer than "
-            f"{resources.get().settings.worker_soft_time_limit:g}s "
-            "(WORKER_SOFT_TIME_LIMIT); raise it for long recordings",
-        )
-        raise Ignore() from None
+    with metrics.stage_run(task.name) as run:
+        try:
+            _run_step_policy(task, meeting_id, step, run)
+        except SoftTimeLimitExceeded:
+            run.failed("soft_time_limit")
+            _fail(
+                meeting_id,
+                f"{task.step_name}: took longer than "
+                f"{resources.get().settings.worker_soft_time_limit:g}s "
+                "(WORKER_SOFT_TIME_LIMIT); raise it for long recordings",
+            )
+            raise Ignore() from None
 
 
-def _run_step_policy(task: PipelineTask, meeting_id: uuid.UUID, step: Step) -> None:
+def _run_step_policy(
+    task: PipelineTask, meeting_id: uuid.UUID, step: Step, run: metrics.StageRun
+) -> None:
     res = resources.get()
     settings = res.settings
     retries = int(task.request.retries or 0)
 
     deliveries = count_delivery(res.redis, str(task.request.id), retries)
+    if deliveries > 1:
+        run.redelivered()
     if deliveries > settings.worker_max_deliveries:
+        run.failed("redeliveries_exhausted")
         _fail(
             meeting_id,
             f"{task.step_name}: the worker died {deliveries - 1} times while running this step "
@@ -126,8 +140,10 @@ def _run_step_policy(task: PipelineTask, meeting_id: uuid.UUID, step: Step) -> N
         step(res, meeting_id)
     except (MeetingGoneError, MeetingFinishedError) as exc:
         logger.info("meeting %s: %s skipped: %s", meeting_id, task.step_name, exc)
+        run.skipped()
         raise Ignore() from None
     except PermanentError as exc:
+        run.failed("permanent")
         _fail(meeting_id, f"{task.step_name}: {exc}")
         raise Ignore() from None
     except IntegrityError as exc:
@@ -135,10 +151,12 @@ def _run_step_policy(task: PipelineTask, meeting_id: uuid.UUID, step: Step) -> N
             raise
         # The meeting was deleted between our read and our insert.
         logger.info("meeting %s: %s skipped: deleted meanwhile", meeting_id, task.step_name)
+        run.skipped()
         raise Ignore() from None
     except (TransientError, OperationalError, InterfaceError, BrokerError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if retries >= settings.worker_max_retries:
+            run.failed("retries_exhausted")
             _fail(
                 meeting_id,
                 f"{task.step_name}: gave up after {retries + 1} attempts: {reason}",
@@ -156,6 +174,7 @@ def _run_step_policy(task: PipelineTask, meeting_id: uuid.UUID, step: Step) -> N
             settings.worker_max_retries,
             countdown,
         )
+        run.retried()
         raise task.retry(countdown=countdown, max_retries=settings.worker_max_retries) from None
 
 
@@ -163,7 +182,7 @@ def _start(res: resources.Resources, meeting_id: uuid.UUID) -> None:
     with res.sessions() as session:
         store.active_meeting(session, meeting_id)
     ident = str(meeting_id)
-    chain(transcribe.si(ident), analyze.si(ident), index.si(ident)).apply_async()
+    chain(transcribe.si(ident), analyze.si(ident), index.si(ident), embed.si(ident)).apply_async()
 
 
 @app.task(bind=True, base=PipelineTask, name=PROCESS_MEETING, step_name="start")
@@ -185,3 +204,10 @@ def analyze(self: PipelineTask, meeting_id: str) -> None:
 @app.task(bind=True, base=PipelineTask, name=INDEX, step_name="indexing")
 def index(self: PipelineTask, meeting_id: str) -> None:
     _run_step(self, meeting_id, index_step.run)
+
+
+@app.task(bind=True, base=PipelineTask, name=EMBED, step_name="embedding")
+def embed(self: PipelineTask, meeting_id: str, replace: bool = False) -> None:
+    """Embed a done meeting's chunks (also what `inv search.reindex` enqueues). The meeting is
+    done already, so a failure here is logged and never turns it into a failed meeting."""
+    _run_step(self, meeting_id, lambda res, ident: embed_step.run(res, ident, replace=replace))

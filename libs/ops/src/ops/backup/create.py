@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops import console, project, runtimes
-from ops.backup import archive, catalog, verify
+from ops.backup import archive, catalog, record, verify
 from ops.backup.archive import ArchiveWriter, Manifest
 from ops.backup.lock import exclusive
 from ops.backup.pgclient import (
@@ -228,7 +228,17 @@ def create(
                     "check the disk (dmesg, df) and run the backup again",
                 )
         deleted = catalog.prune(env, keep, protect=path) if keep else []
-    return Created(path, manifest, time.monotonic() - started, deleted)
+        seconds = time.monotonic() - started
+        try:
+            record.record_success(env, path.stat().st_size, seconds)
+        except OSError as exc:  # the backup itself is fine: say so, and what monitoring misses
+            console.say(
+                f"warning: could not record this backup for monitoring in "
+                f"{env.backup_status_dir}: {exc.strerror or exc}; make that directory writable "
+                "for you (a container runtime may have created it as root) or the BackupTooOld "
+                "alert will fire"
+            )
+    return Created(path, manifest, seconds, deleted)
 
 
 def safety_backup(env: Environment) -> Path:

@@ -167,21 +167,62 @@ class StackSettings(BaseSettings):
     llm_url: str = Field(
         "http://${LLM_HOST}:${LLM_PORT}", description="URL the worker and backend use."
     )
-    llm_engine: Literal["auto", "ollama", "extractive"] = Field(
+    llm_engine: Literal["auto", "local", "openai", "ollama", "extractive"] = Field(
         "auto",
-        description="auto: ollama when OLLAMA_URL answers, else the offline extractive engine.",
+        description="auto: ollama when OLLAMA_URL answers, else the OpenAI-compatible server "
+        "when OPENAI_BASE_URL is set, else the offline extractive engine; local: the stack runs "
+        "llama.cpp with the GGUF models.lock pins; openai: OPENAI_BASE_URL.",
+    )
+    llama_port: Port = Field(
+        DEV_PORTS["LLAMA_PORT"], description="Port of the local llama.cpp (LLM_ENGINE=local)."
+    )
+    llama_url: str = Field(
+        "http://${LLM_HOST}:${LLAMA_PORT}", description="URL the llm service reaches llama.cpp at."
+    )
+    llm_model_dir: str = Field(
+        ".models/dev/llm",
+        description="Where the locked GGUF model lives, relative to the repo (`inv models.pull`).",
+    )
+    openai_base_url: str = Field(
+        "",
+        description="An OpenAI-compatible API (vLLM, llama.cpp, LM Studio, Ollama's /v1, a hosted "
+        "one), e.g. http://127.0.0.1:8080/v1; empty: none.",
+    )
+    openai_model: str = Field("", description="Model name sent to OPENAI_BASE_URL.")
+    openai_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="API key for OPENAI_BASE_URL (empty when the server needs none).",
     )
     ollama_url: str = Field("http://127.0.0.1:11434", description="Ollama server.")
     ollama_model: str = Field(
         "llama3.2:3b", description="Ollama model (name:tag) used for analysis."
     )
 
+    # search
+    search_embeddings: bool = Field(
+        True,
+        description="Embed transcript chunks for search by meaning (hybrid search); false: "
+        "keyword search only.",
+        json_schema_extra=section("search"),
+    )
+    embeddings_model_dir: str = Field(
+        ".models/dev/embeddings",
+        description="Where the locked embedding model lives, relative to the repo.",
+    )
+
     # models
     models_auto_pull: bool = Field(
         True,
-        description="`inv up` pulls the env's locked whisper model when it is missing "
-        "(`inv up --offline` skips it once).",
+        description="`inv up` pulls the env's locked models (whisper, the local LLM, embeddings) "
+        "when missing (`inv up --offline` skips it once).",
         json_schema_extra=section("models"),
+    )
+
+    # worker
+    worker_metrics_port: Port = Field(
+        DEV_PORTS["WORKER_METRICS_PORT"],
+        description="Prometheus metrics port of the worker (pipeline metrics, queue depth).",
+        json_schema_extra=section("worker (meeting pipeline)"),
     )
 
     # monitoring
@@ -219,6 +260,13 @@ class StackSettings(BaseSettings):
     def _prefix(cls, value: str) -> str:
         if value and not value.endswith("/"):
             raise ValueError("must end with / (e.g. meetings/)")
+        return value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _optional_http_url(cls, value: str) -> str:
+        if value:
+            AnyHttpUrl(value)
         return value
 
     @field_validator("backend_host", "postgres_host", "redis_host", "whisper_host", "llm_host")
@@ -305,6 +353,8 @@ def defaults_for(env: Env) -> dict[str, str]:
     values["MEDIA_DIR"] = f".data/{env.name}/media"
     # Envs pin different models (models.lock): one directory each, so pulls never collide.
     values["WHISPER_MODEL_DIR"] = f".models/{env.name}/whisper"
+    values["LLM_MODEL_DIR"] = f".models/{env.name}/llm"
+    values["EMBEDDINGS_MODEL_DIR"] = f".models/{env.name}/embeddings"
     values["LOG_JSON"] = "false" if env.name == "dev" else "true"
     return values
 

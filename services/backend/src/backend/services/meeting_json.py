@@ -41,7 +41,8 @@ MEETING_JSON_SQL = """
                                           'text', s.text, 'words', (
                             SELECT json_agg(json_build_object(
                                 'start', w->0, 'end', w->1, 'word', w->2, 'probability', w->3))
-                            FROM jsonb_array_elements(s.words) AS w))
+                            FROM jsonb_array_elements(
+                                CASE jsonb_typeof(s.words) WHEN 'array' THEN s.words END) AS w))
                         ORDER BY s.position)
                     FROM transcript_segments AS s WHERE s.transcript_id = t.id
                 ), '[]'::json)
@@ -49,6 +50,8 @@ MEETING_JSON_SQL = """
             FROM transcripts AS t WHERE t.meeting_id = m.id
         ),
         'summary', su.text,
+        'analysis', CASE WHEN su.id IS NULL THEN NULL ELSE
+            json_build_object('engine', su.engine, 'model', su.model, 'note', su.note) END,
         'topics', coalesce(su.topics, '[]'::jsonb),
         'action_items', coalesce((
             SELECT json_agg(

@@ -19,8 +19,7 @@ MOMENTS_SQL = """
     FROM transcripts AS t
     JOIN transcript_segments AS s ON s.transcript_id = t.id
     WHERE t.meeting_id = ANY(%(ids)s)
-      AND to_tsvector(CAST(%(config)s AS regconfig), s.text)
-          @@ websearch_to_tsquery(CAST(%(config)s AS regconfig), %(q)s)
+      AND s.tsv @@ websearch_to_tsquery(CAST(%(config)s AS regconfig), %(q)s)
     ORDER BY t.meeting_id, s.position
 """
 

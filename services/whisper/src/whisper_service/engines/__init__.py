@@ -6,10 +6,26 @@ import logging
 
 from whisper_service.config import WhisperSettings
 from whisper_service.engines import faster_whisper_engine, pocketsphinx_engine
-from whisper_service.engines.base import Engine, EngineDescription, Segment, Transcription
+from whisper_service.engines.base import (
+    Engine,
+    EngineDescription,
+    OnProgress,
+    Segment,
+    Transcription,
+    Word,
+)
 from whisper_service.errors import EngineConfigError
 
-__all__ = ["Engine", "EngineDescription", "Segment", "Transcription", "choose", "load"]
+__all__ = [
+    "Engine",
+    "EngineDescription",
+    "OnProgress",
+    "Segment",
+    "Transcription",
+    "Word",
+    "choose",
+    "load",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +47,7 @@ def load(settings: WhisperSettings) -> Engine:
     """Load the chosen engine once; raises EngineError saying what to do when it cannot."""
     name = choose(settings)
     if name == faster_whisper_engine.NAME:
-        return faster_whisper_engine.load(
-            settings.model_dir, settings.device, settings.effective_compute_type, settings.workers
-        )
+        return faster_whisper_engine.load(settings)
     if settings.device == "cuda":
         # Running on the CPU when a GPU was asked for would be a silent fallback.
         raise EngineConfigError(

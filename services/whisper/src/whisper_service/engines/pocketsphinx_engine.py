@@ -4,6 +4,10 @@ A pocketsphinx Decoder holds one utterance's search state, so it cannot be share
 threads: the engine keeps a pool of decoders, one per concurrent transcription.
 Long audio is cut into utterances by pocketsphinx's voice-activity Endpointer; each one is
 decoded on its own (bounded memory however long the meeting) and becomes a timed segment.
+Progress is reported after each utterance and every 30 s of audio within one.
+Segments carry no words: pocketsphinx's word posteriors shift with what a reused decoder heard
+before, and a transcript must not depend on earlier requests. A vocabulary hint is ignored:
+new words would need pronunciations in its dictionary.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import pocketsphinx
 from whisper_service.audio import SAMPLE_RATE, Audio, ShouldStop
 from whisper_service.engines.base import (
     EngineDescription,
+    OnProgress,
+    ProgressReporter,
     Segment,
     Transcription,
     normalise_language,
@@ -41,6 +47,8 @@ DECODER_CONFIG: dict[str, object] = {
 }
 # Feed the decoder ~1 s at a time so cancellation is noticed within about a second.
 _FEED_BYTES = SAMPLE_RATE * 2
+# Within a long utterance, report progress after every this many seconds of audio fed.
+_PROGRESS_SECONDS = 30
 # Fillers and markers in pocketsphinx word hypotheses that are not words.
 _NON_WORDS = re.compile(r"^(<s>|</s>|<sil>|\[.*\]|\+\+.*\+\+)$")
 _ALT_PRONUNCIATION = re.compile(r"\(\d+\)$")
@@ -100,7 +108,13 @@ class PocketsphinxEngine:
             self._pool.put(decoder)
 
     def transcribe(
-        self, audio: Audio, *, language: str | None, should_stop: ShouldStop
+        self,
+        audio: Audio,
+        *,
+        language: str | None,
+        should_stop: ShouldStop,
+        vocabulary: str | None = None,
+        on_progress: OnProgress | None = None,
     ) -> Transcription:
         code = normalise_language(language)
         if code not in (None, "en"):
@@ -109,17 +123,24 @@ class PocketsphinxEngine:
                 "leave language empty, or run WHISPER_ENGINE=faster-whisper with a "
                 "multilingual model"
             )
+        progress = ProgressReporter(on_progress, audio.seconds)
+        progress(0.0)
+        segments: list[Segment] = []
         with self._decoder(should_stop) as decoder:
-            segments = [
-                segment
-                for start, pcm in _utterances(audio.pcm_bytes())
-                for segment in self._decode_utterance(decoder, start, pcm, should_stop)
-            ]
+            for start, pcm in _utterances(audio.pcm_bytes()):
+                segments += self._decode_utterance(decoder, start, pcm, should_stop, progress)
+                progress(start + len(pcm) / (2 * SAMPLE_RATE))
+        progress(audio.seconds)
         text = " ".join(s.text for s in segments)
         return Transcription(text=text, segments=segments, language="en")
 
     def _decode_utterance(
-        self, decoder: pocketsphinx.Decoder, start: float, pcm: bytes, should_stop: ShouldStop
+        self,
+        decoder: pocketsphinx.Decoder,
+        start: float,
+        pcm: bytes,
+        should_stop: ShouldStop,
+        progress: ProgressReporter,
     ) -> list[Segment]:
         decoder.start_utt()
         try:
@@ -127,6 +148,8 @@ class PocketsphinxEngine:
                 if should_stop():
                     raise CancelledError("transcription stopped: the client went away")
                 decoder.process_raw(pcm[offset : offset + _FEED_BYTES], False, False)
+                if offset and offset % (_PROGRESS_SECONDS * _FEED_BYTES) == 0:
+                    progress(start + offset / (2 * SAMPLE_RATE))
         finally:
             decoder.end_utt()
         words = [

@@ -80,6 +80,7 @@ def run(res: Resources, meeting_id: uuid.UUID) -> bool:
                 topics=analysis.topics,
                 engine=analysis.engine,
                 model=analysis.model,
+                note=analysis.note,
             )
             .on_conflict_do_nothing(index_elements=[Summary.meeting_id])
             .returning(Summary.id)
@@ -101,9 +102,10 @@ def run(res: Resources, meeting_id: uuid.UUID) -> bool:
                 ],
             )
     logger.info(
-        "analyzed meeting %s: %d action item(s) (%s)",
+        "analyzed meeting %s: %d action item(s) (%s)%s",
         meeting_id,
         len(analysis.action_items),
         analysis.engine,
+        f"; {analysis.note}" if analysis.note else "",
     )
     return True

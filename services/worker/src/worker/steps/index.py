@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from meetings.models import SearchDocument, Summary, Transcript
-from worker import store
+from worker import metrics, store
 from worker.resources import Resources
 
 
@@ -38,4 +38,6 @@ def run(res: Resources, meeting_id: uuid.UUID) -> None:
                 },
             )
         )
-        store.mark_done(session, meeting_id)
+        uploaded_at = store.mark_done(session, meeting_id)
+    if uploaded_at is not None:
+        metrics.meeting_finished("done", uploaded_at)

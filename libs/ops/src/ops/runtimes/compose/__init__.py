@@ -219,7 +219,8 @@ class ComposeRuntime:
         if values.get("MEDIA_STORE") == "s3" and not media.uses_own_store(values):
             # An external store: prove it usable before anything starts (which key, what to do).
             media.check(values, write=True, env=self.env.name)
-        # The whisper container mounts WHISPER_MODEL_DIR: fill it before the container starts.
+        # The whisper, llm and llama containers mount the model directories: fill them before
+        # the containers start.
         models.provision(self.env, values, offline=offline)
         self._require_engine()
         self._run(up_command(timeout), profiles=self._profiles(values), what=f"start {self.env}")
@@ -281,11 +282,14 @@ class ComposeRuntime:
         self._run(build_command(service), profiles=self.profiles, what=what, fix=fix)
 
     def _profiles(self, values: dict[str, str]) -> tuple[str, ...]:
-        """The chosen profiles, plus `objectstore` when the recordings go to the stack's own."""
+        """The chosen profiles, plus the services the environment's values call for:
+        `objectstore` when the recordings go to the stack's own bucket, `llama` when
+        LLM_ENGINE=local runs llama.cpp."""
         from ops import media
 
         own = ("objectstore",) if media.uses_own_store(values) else ()
-        return (*self.profiles, *own)
+        local = ("llama",) if values.get("LLM_ENGINE") == "local" else ()
+        return tuple(dict.fromkeys((*self.profiles, *own, *local)))
 
     def argv(self, command: Sequence[str], *, profiles: Iterable[str] = ()) -> list[str]:
         """The argv this runtime runs for `command` (with the CLI found on this machine).

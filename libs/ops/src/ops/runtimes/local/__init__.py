@@ -36,6 +36,7 @@ PRIORITY = {
     "postgres": 100,
     "redis": 100,
     "ollama": 150,
+    "llama": 150,
     "whisper": 200,
     "llm": 200,
     "backend": 300,
@@ -48,6 +49,9 @@ def process_env(env: Environment, values: Mapping[str, str]) -> dict[str, str]:
     inherited = {**os.environ, **values}
     inherited["MEDIA_DIR"] = str(env.path(values["MEDIA_DIR"]))
     inherited["WHISPER_MODEL_DIR"] = str(env.path(values["WHISPER_MODEL_DIR"]))
+    for key in ("LLM_MODEL_DIR", "EMBEDDINGS_MODEL_DIR"):
+        if values.get(key):
+            inherited[key] = str(env.path(values[key]))
     inherited["PYTHONUNBUFFERED"] = "1"
     return inherited
 
@@ -71,6 +75,10 @@ def programs(env: Environment, values: Mapping[str, str]) -> list[Program]:
         # The worker forks pool processes: signal the whole group so none is orphaned.
         Program("worker", [python, "-m", "worker"], stopwaitsecs=60, killasgroup=True),
     ]
+    if values.get("LLM_ENGINE") == "local":
+        # llama.cpp's server with the locked GGUF (`inv up` pulls it first); loading takes
+        # seconds, and a stop lets the running reply finish.
+        found.append(Program("llama", [python, "-m", "llm_service.llama"], stopwaitsecs=30))
     ollama = binaries.ollama()
     if ollama.path is not None:
         address = urlsplit(values["OLLAMA_URL"]).netloc
@@ -86,6 +94,8 @@ def programs(env: Environment, values: Mapping[str, str]) -> list[Program]:
 
 def ports(values: Mapping[str, str], with_ollama: bool) -> dict[str, int]:
     found = {k: int(v) for k, v in values.items() if k.endswith("_PORT")}
+    if values.get("LLM_ENGINE") != "local":
+        found.pop("LLAMA_PORT", None)  # llama.cpp runs only for LLM_ENGINE=local
     if with_ollama:
         found["OLLAMA_URL"] = urlsplit(values["OLLAMA_URL"]).port or 11434
     return found
@@ -99,6 +109,7 @@ def urls(values: Mapping[str, str]) -> dict[str, str]:
         "postgres": f"{values['POSTGRES_HOST']}:{values['POSTGRES_PORT']}",
         "redis": f"{values['REDIS_HOST']}:{values['REDIS_PORT']}",
         "ollama": values["OLLAMA_URL"],
+        "llama": values.get("LLAMA_URL", ""),
         "worker": "",
     }
 
@@ -196,7 +207,7 @@ class LocalRuntime:
         models.provision(env, values, offline=offline)
         runtimes.remember(env, self.name)
         # Stores and the two AI services need nothing else: start them together.
-        for name in [*STORES, "ollama", "whisper", "llm"]:
+        for name in [*STORES, "ollama", "llama", "whisper", "llm"]:
             if name in names:
                 sup.start_program(name)
         stores.ensure_database(

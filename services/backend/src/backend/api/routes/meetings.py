@@ -112,12 +112,16 @@ async def create_meeting(
         ("title", title, TITLE_MAX),
         ("vocabulary", vocabulary or "", VOCABULARY_MAX),
     ):
-        if len(value) > limit:
+        problem = (
+            f"`{name}` is {len(value)} characters; shorten it to at most {limit}."
+            if len(value) > limit
+            else f"`{name}` holds a NUL character; send plain text."
+            if "\x00" in value
+            else None
+        )
+        if problem:
             await _discard(media, upload.filename)
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                f"`{name}` is {len(value)} characters; shorten it to at most {limit}.",
-            )
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
     meeting = Meeting(
         id=uuid.uuid4(),
         title=title,

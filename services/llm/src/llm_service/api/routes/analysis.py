@@ -10,7 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from llm_service.api.deps import SelectorDep, SettingsDep
 from llm_service.engines.base import EngineError
 from llm_service.metrics import ANALYSES, ANALYSIS_SECONDS
-from llm_service.schemas import AnalyzeRequest, AnalyzeResponse, EnginesResponse
+from llm_service.schemas import (
+    AnalyzeRequest,
+    AnalyzeResponse,
+    AnswerRequest,
+    AnswerResponse,
+    EnginesResponse,
+)
 
 router = APIRouter(prefix="/v1", tags=["analysis"])
 
@@ -53,7 +59,7 @@ async def analyze(
     except EngineError:
         ANALYSES.labels(selector.mode, "error").inc()
         raise
-    ANALYSES.labels(result.engine, "ok").inc()
+    ANALYSES.labels(result.engine, "fallback" if result.note else "ok").inc()
     ANALYSIS_SECONDS.labels(result.engine).observe(time.perf_counter() - start)
     return result
 
@@ -63,3 +69,16 @@ async def engines(selector: SelectorDep) -> EnginesResponse:
     """The configured engine mode, which engine would answer now, and each engine's state."""
     selected, statuses = await selector.statuses()
     return EnginesResponse(configured=selector.mode, selected=selected, engines=statuses)
+
+
+@router.post(
+    "/answer",
+    responses={
+        422: {"description": "An empty or over-long question, no passages, or too many."},
+        502: {"description": "The model failed and LLM_FALLBACK=false."},
+    },
+)
+async def answer(body: AnswerRequest, selector: SelectorDep) -> AnswerResponse:
+    """Answer `question` from the numbered `passages` only, citing them; `answer` is null when
+    no model is configured (extractive) or the passages do not hold the answer."""
+    return await selector.answer(body.question, body.passages)

@@ -40,3 +40,11 @@ class ModelSummary(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     summary: str = Field(min_length=1)
+
+
+class ModelAnswer(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    answer: str = Field(description="The answer from the passages, or empty.")
+    citations: list[int] = Field(description="Numbers of the passages the answer relies on.")
+    supported: bool = Field(description="Whether the passages contain the answer.")

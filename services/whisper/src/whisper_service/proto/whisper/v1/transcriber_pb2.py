@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2whisper_service/proto/whisper/v1/transcriber.proto\x12\nwhisper.v1\":\n\x14TranscriptionOptions\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\"j\n\x11TranscribeRequest\x12\x33\n\x07options\x18\x01 \x01(\x0b\x32 .whisper.v1.TranscriptionOptionsH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"Y\n\x15TranscribeFileRequest\x12\x31\n\x07options\x18\x01 \x01(\x0b\x32 .whisper.v1.TranscriptionOptions\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\"C\n\x07Segment\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xbd\x01\n\x12TranscribeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12%\n\x08segments\x18\x02 \x03(\x0b\x32\x13.whisper.v1.Segment\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x15\n\raudio_seconds\x18\x07 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x08 \x01(\x01\"\x16\n\x14GetEngineInfoRequest\"s\n\nEngineInfo\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x14\n\x0c\x63ompute_type\x18\x04 \x01(\t\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x11\n\tlanguages\x18\x06 \x03(\t2\xfc\x01\n\x0bTranscriber\x12M\n\nTranscribe\x12\x1d.whisper.v1.TranscribeRequest\x1a\x1e.whisper.v1.TranscribeResponse(\x01\x12S\n\x0eTranscribeFile\x12!.whisper.v1.TranscribeFileRequest\x1a\x1e.whisper.v1.TranscribeResponse\x12I\n\rGetEngineInfo\x12 .whisper.v1.GetEngineInfoRequest\x1a\x16.whisper.v1.EngineInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2whisper_service/proto/whisper/v1/transcriber.proto\x12\nwhisper.v1\"N\n\x14TranscriptionOptions\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x12\n\nvocabulary\x18\x03 \x01(\t\"j\n\x11TranscribeRequest\x12\x33\n\x07options\x18\x01 \x01(\x0b\x32 .whisper.v1.TranscriptionOptionsH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"Y\n\x15TranscribeFileRequest\x12\x31\n\x07options\x18\x01 \x01(\x0b\x32 .whisper.v1.TranscriptionOptions\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\"d\n\x07Segment\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x1f\n\x05words\x18\x04 \x03(\x0b\x32\x10.whisper.v1.Word\"U\n\x04Word\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0c\n\x04word\x18\x03 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x01\"\xdb\x01\n\x12TranscribeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12%\n\x08segments\x18\x02 \x03(\x0b\x32\x13.whisper.v1.Segment\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x15\n\raudio_seconds\x18\x07 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x08 \x01(\x01\x12\x1c\n\x14language_probability\x18\t \x01(\x01\"C\n\x08Progress\x12\x1a\n\x12\x61udio_seconds_done\x18\x01 \x01(\x01\x12\x1b\n\x13\x61udio_seconds_total\x18\x02 \x01(\x01\"v\n\x0fTranscribeEvent\x12(\n\x08progress\x18\x01 \x01(\x0b\x32\x14.whisper.v1.ProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.whisper.v1.TranscribeResponseH\x00\x42\x07\n\x05\x65vent\"\x16\n\x14GetEngineInfoRequest\"s\n\nEngineInfo\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x14\n\x0c\x63ompute_type\x18\x04 \x01(\t\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x11\n\tlanguages\x18\x06 \x03(\t2\xd6\x02\n\x0bTranscriber\x12M\n\nTranscribe\x12\x1d.whisper.v1.TranscribeRequest\x1a\x1e.whisper.v1.TranscribeResponse(\x01\x12S\n\x0eTranscribeFile\x12!.whisper.v1.TranscribeFileRequest\x1a\x1e.whisper.v1.TranscribeResponse\x12I\n\rGetEngineInfo\x12 .whisper.v1.GetEngineInfoRequest\x1a\x16.whisper.v1.EngineInfo\x12X\n\x16TranscribeWithProgress\x12\x1d.whisper.v1.TranscribeRequest\x1a\x1b.whisper.v1.TranscribeEvent(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,19 +32,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'whisper_service.proto.whisp
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRANSCRIPTIONOPTIONS']._serialized_start=66
-  _globals['_TRANSCRIPTIONOPTIONS']._serialized_end=124
-  _globals['_TRANSCRIBEREQUEST']._serialized_start=126
-  _globals['_TRANSCRIBEREQUEST']._serialized_end=232
-  _globals['_TRANSCRIBEFILEREQUEST']._serialized_start=234
-  _globals['_TRANSCRIBEFILEREQUEST']._serialized_end=323
-  _globals['_SEGMENT']._serialized_start=325
-  _globals['_SEGMENT']._serialized_end=392
-  _globals['_TRANSCRIBERESPONSE']._serialized_start=395
-  _globals['_TRANSCRIBERESPONSE']._serialized_end=584
-  _globals['_GETENGINEINFOREQUEST']._serialized_start=586
-  _globals['_GETENGINEINFOREQUEST']._serialized_end=608
-  _globals['_ENGINEINFO']._serialized_start=610
-  _globals['_ENGINEINFO']._serialized_end=725
-  _globals['_TRANSCRIBER']._serialized_start=728
-  _globals['_TRANSCRIBER']._serialized_end=980
+  _globals['_TRANSCRIPTIONOPTIONS']._serialized_end=144
+  _globals['_TRANSCRIBEREQUEST']._serialized_start=146
+  _globals['_TRANSCRIBEREQUEST']._serialized_end=252
+  _globals['_TRANSCRIBEFILEREQUEST']._serialized_start=254
+  _globals['_TRANSCRIBEFILEREQUEST']._serialized_end=343
+  _globals['_SEGMENT']._serialized_start=345
+  _globals['_SEGMENT']._serialized_end=445
+  _globals['_WORD']._serialized_start=447
+  _globals['_WORD']._serialized_end=532
+  _globals['_TRANSCRIBERESPONSE']._serialized_start=535
+  _globals['_TRANSCRIBERESPONSE']._serialized_end=754
+  _globals['_PROGRESS']._serialized_start=756
+  _globals['_PROGRESS']._serialized_end=823
+  _globals['_TRANSCRIBEEVENT']._serialized_start=825
+  _globals['_TRANSCRIBEEVENT']._serialized_end=943
+  _globals['_GETENGINEINFOREQUEST']._serialized_start=945
+  _globals['_GETENGINEINFOREQUEST']._serialized_end=967
+  _globals['_ENGINEINFO']._serialized_start=969
+  _globals['_ENGINEINFO']._serialized_end=1084
+  _globals['_TRANSCRIBER']._serialized_start=1087
+  _globals['_TRANSCRIBER']._serialized_end=1429
 # @@protoc_insertion_point(module_scope)

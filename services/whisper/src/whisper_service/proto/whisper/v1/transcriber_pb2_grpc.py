@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class TranscriberStub:
-    """Transcribes recorded audio (WAV, MP3, M4A/AAC, OGG/Opus, WebM, FLAC) to text.
+    """Transcribes recorded audio (WAV, MP3, M4A/AAC, OGG/Opus, WebM, FLAC, or the audio track of
+    an MP4/MOV/MKV/WebM video) to text.
     """
 
     def __init__(self, channel):
@@ -50,10 +51,16 @@ class TranscriberStub:
                 request_serializer=whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.GetEngineInfoRequest.SerializeToString,
                 response_deserializer=whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.EngineInfo.FromString,
                 _registered_method=True)
+        self.TranscribeWithProgress = channel.stream_stream(
+                '/whisper.v1.Transcriber/TranscribeWithProgress',
+                request_serializer=whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.TranscribeRequest.SerializeToString,
+                response_deserializer=whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.TranscribeEvent.FromString,
+                _registered_method=True)
 
 
 class TranscriberServicer:
-    """Transcribes recorded audio (WAV, MP3, M4A/AAC, OGG/Opus, WebM, FLAC) to text.
+    """Transcribes recorded audio (WAV, MP3, M4A/AAC, OGG/Opus, WebM, FLAC, or the audio track of
+    an MP4/MOV/MKV/WebM video) to text.
     """
 
     def Transcribe(self, request_iterator, context):
@@ -78,6 +85,16 @@ class TranscriberServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TranscribeWithProgress(self, request_iterator, context):
+        """Like Transcribe (same request stream), but answers with a stream of events: `progress`
+        while the audio is transcribed (as segments complete, and as stretches without speech are
+        passed), then exactly one `result`, the last message. Errors end the stream with the same
+        statuses as Transcribe.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranscriberServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +113,11 @@ def add_TranscriberServicer_to_server(servicer, server):
                     request_deserializer=whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.GetEngineInfoRequest.FromString,
                     response_serializer=whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.EngineInfo.SerializeToString,
             ),
+            'TranscribeWithProgress': grpc.stream_stream_rpc_method_handler(
+                    servicer.TranscribeWithProgress,
+                    request_deserializer=whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.TranscribeRequest.FromString,
+                    response_serializer=whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.TranscribeEvent.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'whisper.v1.Transcriber', rpc_method_handlers)
@@ -105,7 +127,8 @@ def add_TranscriberServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Transcriber:
-    """Transcribes recorded audio (WAV, MP3, M4A/AAC, OGG/Opus, WebM, FLAC) to text.
+    """Transcribes recorded audio (WAV, MP3, M4A/AAC, OGG/Opus, WebM, FLAC, or the audio track of
+    an MP4/MOV/MKV/WebM video) to text.
     """
 
     @staticmethod
@@ -179,6 +202,33 @@ class Transcriber:
             '/whisper.v1.Transcriber/GetEngineInfo',
             whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.GetEngineInfoRequest.SerializeToString,
             whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.EngineInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TranscribeWithProgress(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/whisper.v1.Transcriber/TranscribeWithProgress',
+            whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.TranscribeRequest.SerializeToString,
+            whisper__service_dot_proto_dot_whisper_dot_v1_dot_transcriber__pb2.TranscribeEvent.FromString,
             options,
             channel_credentials,
             insecure,
