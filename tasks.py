@@ -63,16 +63,23 @@ RUNTIME_HELP = "auto (compose when a Docker engine answers, else local), local o
         "runtime": RUNTIME_HELP,
         "timeout": "Seconds to wait for health.",
         "offline": "Fetch nothing: a missing whisper model is not pulled (pocketsphinx runs).",
+        "monitoring": "Also run Flower and Prometheus (with the alert rules); compose: Grafana.",
     }
 )
 def up(
-    c: Context, env: str = "dev", runtime: str = "auto", timeout: int = 120, offline: bool = False
+    c: Context,
+    env: str = "dev",
+    runtime: str = "auto",
+    timeout: int = 120,
+    offline: bool = False,
+    monitoring: bool = False,
 ) -> None:
     """Start the whole stack for an environment (pulling a missing whisper model first) and wait
     until it is healthy."""
     from ops import runtimes
 
-    runtimes.select(runtime, _env(env)).up(timeout=timeout, offline=offline)
+    selected = runtimes.select(runtime, _env(env))
+    selected.up(timeout=timeout, offline=offline, monitoring=monitoring)
 
 
 @task(

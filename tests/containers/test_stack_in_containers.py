@@ -31,8 +31,10 @@ pytestmark = [
     ),
 ]
 
-# Budgets for the production images (docker image inspect's Size).
-SIZE_LIMITS_MB = {"backend": 300, "worker": 300, "llm": 300, "whisper": 900}
+# Budgets for the production images (docker image inspect's Size), raised deliberately when a
+# capability needs it: the backend's 300 MB by 20 for the recordings store's S3 client
+# (boto3/botocore, ~32 MB), the llm's by 100 for embeddings (onnxruntime, numpy, tokenizers).
+SIZE_LIMITS_MB = {"backend": 320, "worker": 300, "llm": 400, "whisper": 900}
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 INV = (sys.executable, "-m", "invoke")

@@ -175,3 +175,62 @@ def test_up_again_changes_nothing(stack, inv):
     assert result.returncode == 0, result.stderr
     assert "already running and healthy; nothing changed" in result.stdout
     assert {name: row["ident"] for name, row in _ps(inv).items()} == pids
+
+
+def _prometheus(stack: dict[str, str], query: str) -> list[dict]:
+    reply = httpx.get(
+        f"http://127.0.0.1:{stack['PROMETHEUS_PORT']}/api/v1/query",
+        params={"query": query},
+        timeout=10,
+    )
+    reply.raise_for_status()
+    result: list[dict] = reply.json()["data"]["result"]
+    return result
+
+
+def test_monitoring_joins_the_running_stack_and_sees_the_pipeline(stack, inv, spoken_meeting):
+    if not shutil.which("prometheus"):
+        pytest.skip("Prometheus is not installed: `apt-get install prometheus` (CI installs it)")
+    before = {name: row["ident"] for name, row in _ps(inv).items()}
+    result = inv("up", "--env", "dev", "--runtime", "local", "--monitoring")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = _ps(inv)
+    # Flower and Prometheus joined; nothing that ran was restarted.
+    assert rows["flower"]["state"] == rows["prometheus"]["state"] == "running", rows
+    assert {name: rows[name]["ident"] for name in before} == before
+
+    # One meeting through the pipeline after the watchers started.
+    base = f"http://{stack['BACKEND_HOST']}:{stack['BACKEND_PORT']}"
+    meeting = spoken_meeting.upload_and_wait(base, stack["API_TOKEN"], timeout=180)
+    assert meeting["status"] == "done", meeting
+
+    # Prometheus scrapes every service and has the meeting's stages, with the alert rules.
+    deadline = time.monotonic() + 60
+    while True:
+        up = {r["metric"]["job"]: r["value"][1] for r in _prometheus(stack, "up")}
+        stages = {
+            r["metric"]["stage"]: float(r["value"][1])
+            for r in _prometheus(stack, "sum by (stage) (mi_pipeline_stage_duration_seconds_count)")
+        }
+        wanted = {"process", "transcribe", "analyze", "index"}
+        if set(up.values()) == {"1"} and wanted <= {s for s, n in stages.items() if n >= 1}:
+            break
+        assert time.monotonic() < deadline, f"targets {up}, stages {stages}"
+        time.sleep(2)
+    assert set(up) == {"backend", "llm", "whisper", "worker", "prometheus"}
+    assert _prometheus(stack, "mi_queue_depth"), "the queue gauges are not scraped"
+    rules = httpx.get(f"http://127.0.0.1:{stack['PROMETHEUS_PORT']}/api/v1/rules", timeout=10)
+    groups = rules.json()["data"]["groups"]
+    assert sum(len(g["rules"]) for g in groups) >= 10, groups
+
+    # Flower sees the worker through Celery's remote control, behind the API token.
+    anonymous = httpx.get(f"http://127.0.0.1:{stack['FLOWER_PORT']}/api/workers", timeout=10)
+    assert anonymous.status_code == 401
+    workers = httpx.get(
+        f"http://127.0.0.1:{stack['FLOWER_PORT']}/api/workers",
+        params={"refresh": "1"},
+        auth=("mi", stack["API_TOKEN"]),
+        timeout=30,
+    )
+    assert workers.status_code == 200, workers.text
+    assert any(name.startswith("worker") or "@" in name for name in workers.json()), workers.json()

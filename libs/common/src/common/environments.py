@@ -22,8 +22,13 @@ DEV_PORTS: Final[dict[str, int]] = {
     "POSTGRES_PORT": 5433,
     "REDIS_PORT": 6380,
     "OBJECTSTORE_PORT": 9010,
+    "PROMETHEUS_PORT": 9090,
+    "FLOWER_PORT": 5555,
 }
 """dev's ports, which are also every service's built-in default."""
+
+MONITORING_PORTS: Final[tuple[str, ...]] = ("PROMETHEUS_PORT", "FLOWER_PORT")
+"""Ports only the monitoring services listen on (`inv up --monitoring`)."""
 
 # Ports differ per environment so that dev and staging run side by side on one machine.
 _OFFSETS: Final[dict[Environment, int]] = {"dev": 0, "staging": 100, "prod": 200}

@@ -82,6 +82,20 @@ def ollama() -> Binary:
     )
 
 
+def prometheus() -> Binary:
+    on_path = shutil.which("prometheus")
+    fix = (
+        "optional, for `inv up --monitoring`: `apt-get install prometheus` (or a release "
+        "binary on PATH); Flower runs without it"
+    )
+    return Binary(
+        "prometheus",
+        Path(on_path) if on_path else None,
+        "PATH" if on_path else "not found",
+        fix,
+    )
+
+
 def require(binary: Binary) -> Path:
     if binary.path is None:
         raise OpsError(f"{binary.name} not found", binary.fix)
@@ -97,4 +111,5 @@ def all_for_local_runtime() -> list[Binary]:
         redis_server(),
         supervisord(),
         ollama(),
+        prometheus(),
     ]

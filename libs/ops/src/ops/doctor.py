@@ -14,6 +14,7 @@ from typing import Literal
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from common.environments import MONITORING_PORTS
 from ops import binaries, docker, project
 from ops.env import file as env_file
 from ops.environment import Environment
@@ -99,7 +100,7 @@ def check_binaries() -> list[Finding]:
     """What the local runtime runs: found where, or what installs it."""
     findings = []
     for binary in binaries.all_for_local_runtime():
-        optional = binary.name == "ollama"
+        optional = binary.name in {"ollama", "prometheus"}
         if binary.path is not None:
             findings.append(Finding(binary.name, "ok", f"{binary.origin}: {binary.path}"))
         else:
@@ -125,10 +126,12 @@ def check_ports(env: Environment) -> list[Finding]:
         if port_is_free(port):
             findings.append(Finding(f"port {key}", "ok", f"{port} free ({source})"))
         else:
+            # Flower's and Prometheus's ports matter only to `inv up --monitoring`.
+            status: Status = "warn" if key in MONITORING_PORTS else "fail"
             findings.append(
                 Finding(
                     f"port {key}",
-                    "fail",
+                    status,
                     f"{port} is in use by another process",
                     f"stop that process or set {key} to a free port in {env_path.name}",
                 )

@@ -93,7 +93,7 @@ class WorkerSettings(ServiceSettings, MediaSettings):
         "containers).",
     )
     worker_metrics_port: Annotated[int, Field(ge=1, le=65535)] = Field(
-        9102,
+        DEV_PORTS["WORKER_METRICS_PORT"],
         description="Prometheus metrics port of the worker: its main process serves the "
         "metrics of every pool process plus queue depth read from Redis and Postgres.",
     )

@@ -226,10 +226,19 @@ class StackSettings(BaseSettings):
     )
 
     # monitoring
+    prometheus_port: Port = Field(
+        DEV_PORTS["PROMETHEUS_PORT"],
+        description="Prometheus's port (`inv up --monitoring`, compose's `monitoring` profile).",
+        json_schema_extra=section("monitoring"),
+    )
+    flower_port: Port = Field(
+        DEV_PORTS["FLOWER_PORT"],
+        description="Flower's port, Celery's task monitor (`inv up --monitoring`).",
+    )
     grafana_admin_password: SecretStr = Field(
         default=SecretStr("change-me"),
         description="Grafana's admin password (compose `monitoring` profile).",
-        json_schema_extra={"secret": True, "section": "monitoring"},
+        json_schema_extra={"secret": True},
     )
 
     @field_validator("ollama_url")

@@ -140,9 +140,9 @@ class Runtime(Protocol):
     name: str
     env: Environment
 
-    def up(self, *, timeout: float, offline: bool = False) -> None:
+    def up(self, *, timeout: float, offline: bool = False, monitoring: bool = False) -> None:
         """Start everything and return once healthy; idempotent. `offline` fetches nothing
-        (no model pulls)."""
+        (no model pulls); `monitoring` also runs Flower and Prometheus."""
 
     def down(self, *, volumes: bool) -> None:
         """Stop everything; with `volumes`, delete the environment's data too."""

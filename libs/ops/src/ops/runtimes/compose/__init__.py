@@ -211,7 +211,7 @@ class ComposeRuntime:
 
     # --- the Runtime protocol ---------------------------------------------------------------
 
-    def up(self, *, timeout: float, offline: bool = False) -> None:
+    def up(self, *, timeout: float, offline: bool = False, monitoring: bool = False) -> None:
         from ops import env as env_files
         from ops import media, models
 
@@ -223,7 +223,8 @@ class ComposeRuntime:
         # the containers start.
         models.provision(self.env, values, offline=offline)
         self._require_engine()
-        self._run(up_command(timeout), profiles=self._profiles(values), what=f"start {self.env}")
+        profiles = self._profiles(values, monitoring=monitoring)
+        self._run(up_command(timeout), profiles=profiles, what=f"start {self.env}")
 
     def down(self, *, volumes: bool) -> None:
         self._require_engine()
@@ -281,15 +282,17 @@ class ComposeRuntime:
         )
         self._run(build_command(service), profiles=self.profiles, what=what, fix=fix)
 
-    def _profiles(self, values: dict[str, str]) -> tuple[str, ...]:
+    def _profiles(self, values: dict[str, str], *, monitoring: bool = False) -> tuple[str, ...]:
         """The chosen profiles, plus the services the environment's values call for:
         `objectstore` when the recordings go to the stack's own bucket, `llama` when
-        LLM_ENGINE=local runs llama.cpp."""
+        LLM_ENGINE=local runs llama.cpp; `monitoring` (Prometheus, Grafana, Flower in dev)
+        when asked for."""
         from ops import media
 
         own = ("objectstore",) if media.uses_own_store(values) else ()
         local = ("llama",) if values.get("LLM_ENGINE") == "local" else ()
-        return tuple(dict.fromkeys((*self.profiles, *own, *local)))
+        watch = ("monitoring",) if monitoring else ()
+        return tuple(dict.fromkeys((*self.profiles, *own, *local, *watch)))
 
     def argv(self, command: Sequence[str], *, profiles: Iterable[str] = ()) -> list[str]:
         """The argv this runtime runs for `command` (with the CLI found on this machine).

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +21,7 @@ from ops import binaries, console
 from ops.environment import Environment
 from ops.errors import OpsError
 from ops.runtimes.base import MediaStore, ServiceState, StackData
-from ops.runtimes.local import stores
+from ops.runtimes.local import monitoring, stores
 from ops.runtimes.local.data import LocalApps, LocalEndpoint, LocalMedia, NoApps
 from ops.runtimes.local.supervisor import Layout, Program, Supervisor, render_config
 
@@ -41,6 +41,9 @@ PRIORITY = {
     "llm": 200,
     "backend": 300,
     "worker": 300,
+    # The watchers stop first: a stopping worker is still seen.
+    "flower": 400,
+    "prometheus": 400,
 }
 
 
@@ -56,7 +59,9 @@ def process_env(env: Environment, values: Mapping[str, str]) -> dict[str, str]:
     return inherited
 
 
-def programs(env: Environment, values: Mapping[str, str]) -> list[Program]:
+def programs(
+    env: Environment, values: Mapping[str, str], *, with_monitoring: bool = False
+) -> list[Program]:
     data = env.data_dir
     python = sys.executable
     found = [
@@ -89,11 +94,20 @@ def programs(env: Environment, values: Mapping[str, str]) -> list[Program]:
                 environment={"OLLAMA_HOST": address, "OLLAMA_MODELS": str(data / "ollama")},
             )
         )
+    if with_monitoring:
+        found += monitoring.programs(data, values)
     return [replace(program, priority=PRIORITY[program.name]) for program in found]
 
 
-def ports(values: Mapping[str, str], with_ollama: bool) -> dict[str, int]:
+def ports(
+    values: Mapping[str, str], with_ollama: bool, names: Collection[str] = ()
+) -> dict[str, int]:
+    """The ports the stack will listen on; Flower's and Prometheus's only when `names` (the
+    programs to run) holds them."""
     found = {k: int(v) for k, v in values.items() if k.endswith("_PORT")}
+    for key, program in monitoring.PROGRAM_OF_PORT.items():
+        if program not in names:
+            found.pop(key, None)
     if values.get("LLM_ENGINE") != "local":
         found.pop("LLAMA_PORT", None)  # llama.cpp runs only for LLM_ENGINE=local
     if with_ollama:
@@ -111,6 +125,7 @@ def urls(values: Mapping[str, str]) -> dict[str, str]:
         "ollama": values["OLLAMA_URL"],
         "llama": values.get("LLAMA_URL", ""),
         "worker": "",
+        **monitoring.urls(values),
     }
 
 
@@ -149,7 +164,7 @@ class LocalRuntime:
 
     # --- up ---------------------------------------------------------------------------------
 
-    def up(self, *, timeout: float, offline: bool = False) -> None:
+    def up(self, *, timeout: float, offline: bool = False, monitoring: bool = False) -> None:
         from ops import db, doctor, health, models, runtimes
         from ops import env as env_files
 
@@ -158,12 +173,19 @@ class LocalRuntime:
         _check_media(env, values)
         data = env.data_dir
         sup = self._supervisor()
-        progs = programs(env, values)
+        progs = programs(env, values, with_monitoring=monitoring)
         names = [p.name for p in progs]
         started = time.monotonic()
+        if monitoring and "prometheus" not in names:
+            console.say(f"note: Prometheus is not installed; {binaries.prometheus().fix}")
 
         if sup.pid() is not None:
             self._warn_if_env_changed()
+            if monitoring:
+                # On a stack started without it: supervisord learns the new programs from the
+                # rewritten config; the running ones are left alone.
+                sup.layout.conf.write_text(render_config(sup.layout, f"mi-{env}", progs))
+                sup.add_new_programs()
             states = {i["name"]: i["statename"] for i in sup.info()}
             stopped = [n for n in names if states.get(n) not in RUNNING_STATES | {"STARTING"}]
             if not stopped:
@@ -177,7 +199,7 @@ class LocalRuntime:
         else:
             busy = {
                 key: port
-                for key, port in ports(values, "ollama" in names).items()
+                for key, port in ports(values, "ollama" in names, names).items()
                 if not doctor.port_is_free(port)
             }
             if busy:
@@ -223,8 +245,9 @@ class LocalRuntime:
             "migrations",
             fix="fix the migration, then run `inv up` again (nothing else was started)",
         )
-        for name in ("backend", "worker"):
-            sup.start_program(name)
+        for name in ("backend", "worker", "flower", "prometheus"):
+            if name in names:
+                sup.start_program(name)
         self._wait_healthy(sup, values, names, started, timeout)
         console.say(f"the {env} stack is up and healthy ({time.monotonic() - started:.1f}s)")
         self._summary(values)

@@ -212,6 +212,15 @@ class Supervisor:
             if "ALREADY_STARTED" not in fault.faultString:
                 raise OpsError(f"supervisord could not start {name}: {fault.faultString}") from None
 
+    def add_new_programs(self) -> list[str]:
+        """Load programs added to the config file since supervisord started (what
+        `supervisorctl update` does for additions); changed or removed ones are left as they
+        run. Returns the names added."""
+        added, _changed, _removed = self.rpc.reloadConfig()[0]
+        for name in added:
+            self.rpc.addProcessGroup(name)
+        return list(added)
+
     def stop_in_order(self, priorities: Mapping[str, int], timeout: float) -> None:
         """Stop programs tier by tier, highest priority value first: the apps finish their
         work while the databases they write to are still up."""
