@@ -30,6 +30,7 @@ APPS = ("whisper", "llm", "backend", "worker")
 RUNNING_STATES = {"RUNNING"}
 FAILED_STATES = {"FATAL", "BACKOFF", "EXITED"}
 LOG_TAIL_ON_FAILURE = 25
+APP_STARTSECS = 10
 # supervisord stops programs in descending priority: apps before the AI services, those
 # before the stores they all use.
 PRIORITY = {
@@ -80,6 +81,10 @@ def programs(
         # The worker forks pool processes: signal the whole group so none is orphaned.
         Program("worker", [python, "-m", "worker"], stopwaitsecs=60, killasgroup=True),
     ]
+    # A service that cannot start (a bad setting, a missing model) exits after its imports,
+    # which take seconds on a busy machine: it must stay up this long to count as started, so
+    # such a start ends FATAL, which `inv up` names with its log, instead of restarting forever.
+    found = [replace(p, startsecs=APP_STARTSECS) if p.name in APPS else p for p in found]
     if values.get("LLM_ENGINE") == "local":
         # llama.cpp's server with the locked GGUF (`inv up` pulls it first); loading takes
         # seconds, and a stop lets the running reply finish.
