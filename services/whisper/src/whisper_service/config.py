@@ -104,8 +104,10 @@ class WhisperSettings(ServiceSettings):
         validation_alias="WHISPER_BEAM_SIZE",
         description="faster-whisper beam width: 1 is greedy (faster), 5 is more accurate.",
     )
+    # 120 s: an hour grew the service by 426 MB (1.8x its float32 size; 300 s: ~2.2x) at the
+    # same CPU time as 300 s; 60 s cost 11 % more CPU (benchmarks/whisper_memory.py).
     window_seconds: float = Field(
-        default=300,
+        default=120,
         ge=60,
         le=3600,
         validation_alias="WHISPER_WINDOW_SECONDS",

@@ -171,7 +171,10 @@ class FasterWhisperEngine:
                 f"the faster-whisper model {self._description.model} does not know language "
                 f"{language!r}; it knows {', '.join(self._description.languages)}"
             )
-        from whisper_service.engines.faster_whisper_windows import windows  # heavy, see load()
+        from whisper_service.engines.faster_whisper_windows import (  # heavy, see load()
+            release_freed_memory,
+            windows,
+        )
 
         hotwords = self._hotwords(vocabulary)
         decoding = self._decoding
@@ -215,6 +218,7 @@ class FasterWhisperEngine:
                             detected = (info.language, float(info.language_probability))
                         segments.append(segment)
                         progress(segment.end)
+            release_freed_memory()
             progress(window.end / SAMPLE_RATE)
         if decoding.drop_repeated_segments:
             segments = drop_repeated_segments(segments)
