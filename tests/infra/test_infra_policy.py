@@ -54,8 +54,18 @@ def test_the_merged_prod_config_is_what_the_policy_expects(infra_check, tmp_path
     backend = services["backend"]["environment"]
     assert backend["API_TOKEN"] == values["API_TOKEN"]
     assert backend["DATABASE_URL"] == (
-        f"postgresql+psycopg://mi:{values['POSTGRES_PASSWORD']}@postgres:5432/meetings"
+        f"postgresql+psycopg://mi_app:{values['POSTGRES_APP_PASSWORD']}@postgres:5432/meetings"
     )
+    # Migrations run as the owner role; only postgres itself knows the superuser's password.
+    assert services["migrate"]["environment"]["DATABASE_URL"] == (
+        f"postgresql+psycopg://mi_owner:{values['POSTGRES_OWNER_PASSWORD']}@postgres:5432/meetings"
+    )
+    holders = [
+        name
+        for name, service in services.items()
+        if values["POSTGRES_PASSWORD"] in str(service.get("environment", {}))
+    ]
+    assert holders == ["postgres"]
     assert backend["REDIS_URL"] == f"redis://:{values['REDIS_PASSWORD']}@redis:6379/0"
     assert backend["WHISPER_URL"] == "whisper-cpu:50051"
     assert services["worker"]["deploy"]["replicas"] == 2

@@ -263,6 +263,9 @@ def test_secrets_refuse_loopback_and_empty_external_urls(scratch_env):
         k8s.secret_values(env, values)
     assert "POSTGRES_HOST" in info.value.fix
     values |= {"DATABASE_URL": "postgresql+psycopg://u:p@db.internal:5432/m"}
+    with pytest.raises(OpsError, match=r"DATABASE_OWNER_URL points at 127\.0\.0\.1"):
+        k8s.secret_values(env, values)
+    values |= {"DATABASE_OWNER_URL": "postgresql+psycopg://o:p@db.internal:5432/m"}
     values |= {"REDIS_URL": "redis://:pw@redis.internal:6379/0"}
     with pytest.raises(OpsError, match="S3_ENDPOINT_URL is empty"):
         k8s.secret_values(env, values)
@@ -276,7 +279,9 @@ def test_secrets_file_is_private_and_never_tracked(scratch_env, scratch_root):
     (scratch_root / "infra/k8s/overlays/dev").mkdir(parents=True)
     path = k8s.write_secrets(env)
     assert path.stat().st_mode & 0o777 == 0o600
-    assert "DATABASE_URL=postgresql+psycopg://mi:" in path.read_text()
+    text = path.read_text()
+    assert "DATABASE_URL=postgresql+psycopg://mi_app:" in text
+    assert "DATABASE_OWNER_URL=postgresql+psycopg://mi_owner:" in text
     ignored = subprocess.run(
         ["git", "check-ignore", "-q", "infra/k8s/overlays/prod/secrets.env"],
         cwd=ROOT,

@@ -6,7 +6,8 @@ from `.env.<env>` here, never committed.
     secrets  the Secret's env file written into the overlay (git-ignored, mode 0600), for
              `kubectl apply -k infra/k8s/overlays/<env>` or a GitOps tool's own secret flow
 
-The Secret holds everything that names a place or a credential: DATABASE_URL, REDIS_URL (and
+The Secret holds everything that names a place or a credential: DATABASE_URL (the app role),
+DATABASE_OWNER_URL (the owner role: the migration Job and the backup CronJob), REDIS_URL (and
 the address and password KEDA reads the queues with), API_TOKEN and the S3_* keys. dev's
 overlay runs Postgres, Redis and an object store in the cluster, so its URLs name those
 Services; staging and prod reach external ones, and a loopback address there is refused.
@@ -41,6 +42,16 @@ S3_KEYS = (
     "S3_PATH_STYLE",
     "S3_PREFIX",
 )
+ROLE_KEYS = (
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_OWNER_USER",
+    "POSTGRES_OWNER_PASSWORD",
+    "POSTGRES_APP_USER",
+    "POSTGRES_APP_PASSWORD",
+    "POSTGRES_APP_STATEMENT_TIMEOUT",
+)
+"""What the in-cluster Postgres (dev) needs to make the roles (infra/postgres/roles.psql)."""
 LOOPBACK = ("127.", "localhost", "::1", "0.0.0.0")  # noqa: S104 - names, not a bind
 
 
@@ -80,23 +91,31 @@ def secret_values(env: Environment, values: Mapping[str, str]) -> dict[str, str]
     found = {"API_TOKEN": values["API_TOKEN"]}
     found.update({key: values.get(key, "") for key in S3_KEYS})
     if env.name in IN_CLUSTER_DATA:
-        user, password, db = (
-            values["POSTGRES_USER"],
-            values["POSTGRES_PASSWORD"],
-            values["POSTGRES_DB"],
-        )
+        db = values["POSTGRES_DB"]
+
+        def url(role: str) -> str:
+            user, password = values[f"POSTGRES_{role}USER"], values[f"POSTGRES_{role}PASSWORD"]
+            return f"postgresql+psycopg://{quote(user)}:{quote(password)}@postgres:5432/{quote(db)}"
+
+        # The in-cluster Postgres makes the owner and app roles on its first start
+        # (infra/postgres/initdb/02-roles.sh); the services connect as the app role.
+        found |= {key: values[key] for key in ROLE_KEYS}
         found |= {
-            "POSTGRES_USER": user,
-            "POSTGRES_PASSWORD": password,
             "POSTGRES_DB": db,
-            "DATABASE_URL": f"postgresql+psycopg://{quote(user)}:{quote(password)}@postgres:5432/"
-            f"{quote(db)}",
+            "DATABASE_URL": url("APP_"),
+            "DATABASE_OWNER_URL": url("OWNER_"),
             "REDIS_URL": f"redis://:{quote(values['REDIS_PASSWORD'])}@redis:6379/0",
             "S3_ENDPOINT_URL": values.get("S3_ENDPOINT_URL") or "http://objectstore:9000",
         }
     else:
         found["DATABASE_URL"] = _external(
             "DATABASE_URL", values["DATABASE_URL"], env.name, "POSTGRES_HOST (or DATABASE_URL)"
+        )
+        found["DATABASE_OWNER_URL"] = _external(
+            "DATABASE_OWNER_URL",
+            values["DATABASE_OWNER_URL"],
+            env.name,
+            "POSTGRES_HOST (or DATABASE_OWNER_URL)",
         )
         found["REDIS_URL"] = _external(
             "REDIS_URL", values["REDIS_URL"], env.name, "REDIS_HOST (or REDIS_URL)"
@@ -160,6 +179,8 @@ def render(
     with tempfile.TemporaryDirectory(prefix="mi-k8s-") as tmp:
         tree = Path(tmp) / "k8s"
         shutil.copytree(source, tree, ignore=shutil.ignore_patterns(SECRETS_FILE))
+        # dev's in-cluster Postgres runs infra/postgres's init scripts (a ConfigMap).
+        shutil.copytree(source.parent / "postgres", Path(tmp) / "postgres")
         secrets = tree / "overlays" / env.name / SECRETS_FILE
         secrets.write_text(text)
         secrets.chmod(0o600)
@@ -175,7 +196,9 @@ def render(
             f"resources:\n  - ../overlays/{env.name}\nimages:\n{images}"
         )
         proc = subprocess.run(
-            [kubectl(), "kustomize", str(release)],
+            # dev's overlay reads infra/postgres (one home for the roles' SQL), outside
+            # infra/k8s: `kubectl apply -k` needs the same flag.
+            [kubectl(), "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(release)],
             capture_output=True,
             text=True,
             check=False,

@@ -210,16 +210,9 @@ class LocalRuntime:
         for name in [*STORES, "ollama", "llama", "whisper", "llm"]:
             if name in names:
                 sup.start_program(name)
-        stores.ensure_database(
-            values["POSTGRES_HOST"],
-            int(values["POSTGRES_PORT"]),
-            values["POSTGRES_USER"],
-            values["POSTGRES_PASSWORD"],
-            values["POSTGRES_DB"],
-            timeout=max(5.0, timeout - (time.monotonic() - started)),
-        )
+        stores.bootstrap_roles(values, timeout=max(5.0, timeout - (time.monotonic() - started)))
         db.upgrade_to_head(
-            values["DATABASE_URL"],
+            values["DATABASE_OWNER_URL"],
             "migrations",
             fix="fix the migration, then run `inv up` again (nothing else was started)",
         )
@@ -377,8 +370,10 @@ class LocalRuntime:
         from ops.runtimes.bucket import media_for
 
         values = self.env.values()
-        endpoint = LocalEndpoint(values["DATABASE_URL"])
+        # Backup and restore connect as the owner role, never as the superuser: a tampered
+        # archive then cannot reach COPY ... TO PROGRAM.
+        endpoint = LocalEndpoint(values["DATABASE_OWNER_URL"])
         media: MediaStore = media_for(values) or LocalMedia(self.env.path(values["MEDIA_DIR"]))
         if self.is_running():
             return StackData("local", endpoint, media, LocalApps(self.env.data_dir, values))
-        return StackData("direct", endpoint, media, NoApps(values["DATABASE_URL"]))
+        return StackData("direct", endpoint, media, NoApps(values["DATABASE_OWNER_URL"]))
