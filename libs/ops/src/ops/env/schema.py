@@ -69,6 +69,11 @@ class StackSettings(BaseSettings):
         description="Port of the API (http://BACKEND_HOST:BACKEND_PORT/docs).",
     )
     api_token: SecretStr = secret("Bearer token for /api/*: `Authorization: Bearer $API_TOKEN`.")
+    service_token: SecretStr = secret(
+        "Service credential: whisper and llm answer only calls carrying it (x-service-token), "
+        "which backend and worker send; staging and prod refuse to start without it "
+        "(common.service_auth.REQUIRED_IN)."
+    )
     media_store: Literal["local", "s3"] = Field(
         "local",
         description="Where recordings are stored: local (MEDIA_DIR, one machine) or s3 (a "

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ops import binaries, console
+from ops import binaries, console, durable
 from ops.environment import Environment
 from ops.errors import OpsError
 from ops.runtimes.base import MediaStore, ServiceState, StackData
@@ -44,9 +44,35 @@ PRIORITY = {
 }
 
 
+SECRETS_OF: dict[str, tuple[str, ...]] = {
+    "whisper": ("SERVICE_TOKEN",),
+    "llm": ("SERVICE_TOKEN", "OPENAI_API_KEY"),
+    "backend": ("API_TOKEN", "SERVICE_TOKEN", "DATABASE_URL", "REDIS_URL", "S3_SECRET_ACCESS_KEY"),
+    "worker": ("SERVICE_TOKEN", "DATABASE_URL", "REDIS_URL", "S3_SECRET_ACCESS_KEY"),
+}
+"""The secrets each service reads: only these reach its process (compose does the same per
+service). Postgres and Redis read theirs from files; llama.cpp and Ollama need none."""
+# URLs that carry a password are secrets too.
+_SECRET_URLS = ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL")
+
+
+def secret_keys() -> set[str]:
+    """Every key of the env file that holds a credential (generated or not)."""
+    from pydantic import SecretStr
+
+    from ops.env import schema
+
+    fields = schema.StackSettings.model_fields.items()
+    return {name.upper() for name, f in fields if isinstance(f.default, SecretStr)} | {
+        *_SECRET_URLS
+    }
+
+
 def process_env(env: Environment, values: Mapping[str, str]) -> dict[str, str]:
-    """What supervisord and so every service inherits."""
-    inherited = {**os.environ, **values}
+    """What supervisord and so every service inherits: the settings without any secret
+    (each program gets its own in `programs`), even one the shell exported."""
+    hidden = secret_keys()
+    inherited = {k: v for k, v in {**os.environ, **values}.items() if k not in hidden}
     inherited["MEDIA_DIR"] = str(env.path(values["MEDIA_DIR"]))
     inherited["WHISPER_MODEL_DIR"] = str(env.path(values["WHISPER_MODEL_DIR"]))
     for key in ("LLM_MODEL_DIR", "EMBEDDINGS_MODEL_DIR"):
@@ -54,6 +80,10 @@ def process_env(env: Environment, values: Mapping[str, str]) -> dict[str, str]:
             inherited[key] = str(env.path(values[key]))
     inherited["PYTHONUNBUFFERED"] = "1"
     return inherited
+
+
+def secrets_of(service: str, values: Mapping[str, str]) -> dict[str, str]:
+    return {key: values[key] for key in SECRETS_OF[service] if values.get(key)}
 
 
 def programs(env: Environment, values: Mapping[str, str]) -> list[Program]:
@@ -69,11 +99,22 @@ def programs(env: Environment, values: Mapping[str, str]) -> list[Program]:
             int(values["REDIS_PORT"]),
             values["REDIS_PASSWORD"],
         ),
-        Program("whisper", [python, "-m", "whisper_service"], stopwaitsecs=30),
-        Program("llm", [python, "-m", "llm_service"]),
-        Program("backend", [python, "-m", "backend"]),
+        Program(
+            "whisper",
+            [python, "-m", "whisper_service"],
+            stopwaitsecs=30,
+            environment=secrets_of("whisper", values),
+        ),
+        Program("llm", [python, "-m", "llm_service"], environment=secrets_of("llm", values)),
+        Program("backend", [python, "-m", "backend"], environment=secrets_of("backend", values)),
         # The worker forks pool processes: signal the whole group so none is orphaned.
-        Program("worker", [python, "-m", "worker"], stopwaitsecs=60, killasgroup=True),
+        Program(
+            "worker",
+            [python, "-m", "worker"],
+            stopwaitsecs=60,
+            killasgroup=True,
+            environment=secrets_of("worker", values),
+        ),
     ]
     if values.get("LLM_ENGINE") == "local":
         # llama.cpp's server with the locked GGUF (`inv up` pulls it first); loading takes
@@ -198,7 +239,8 @@ class LocalRuntime:
                 console.say(f"initialised a new Postgres cluster in {data / 'postgres'}")
             inherited = process_env(env, values)
             Path(inherited["MEDIA_DIR"]).mkdir(parents=True, exist_ok=True)
-            sup.layout.conf.write_text(render_config(sup.layout, f"mi-{env}", progs))
+            # It holds each program's secrets: readable by this user only, like the env file.
+            durable.write_atomically(sup.layout.conf, render_config(sup.layout, f"mi-{env}", progs))
             sup.start(inherited)
             (data / "env.sha256").write_text(_fingerprint(env))
 
