@@ -154,6 +154,12 @@ def test_the_services_connect_as_a_role_that_is_no_superuser(stack):
         assert owners == {stack["POSTGRES_OWNER_USER"]}
 
 
+def test_the_supervisor_config_with_each_service_s_secrets_is_private(stack, checkout: Path):
+    conf = checkout / ".data" / "dev" / "supervisord.conf"
+    assert stack["SERVICE_TOKEN"] in conf.read_text()
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+
+
 def test_silence_comes_back_empty_not_invented(stack, tmp_path: Path):
     silence = tmp_path / "silence.wav"
     with wave.open(str(silence), "wb") as out:

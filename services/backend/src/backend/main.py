@@ -100,12 +100,18 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         if settings is not None
         else tracing.endpoint_from_env()
     )
+    prod = environment == "prod"
     app = FastAPI(
         title="Meeting Intelligence API",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         telemetry=tracing.TELEMETRY,
+        # The interactive docs load Swagger UI and ReDoc from a CDN and map the whole API for
+        # anyone: dev and staging only. prod serves neither, nor the schema.
+        docs_url=None if prod else "/docs",
+        redoc_url=None if prod else "/redoc",
+        openapi_url=None if prod else "/openapi.json",
     )
     app.state.settings = settings
     tracing.instrument(endpoint, environment)

@@ -155,6 +155,23 @@ def urls(values: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def make_private(env: Environment, values: Mapping[str, str]) -> list[Path]:
+    """The environment's state (databases, recordings, logs) readable by this user only.
+
+    Directories lose every read and write bit of group and others, existing ones too (an
+    older release made them 0755); the execute bit stays where it was set, so the Postgres
+    user (root runs) can still pass through to its data directory, without listing anything.
+    Files inside are written under supervisord's umask 077.
+    """
+    paths = [env.data_dir, Layout(env.data_dir).logs, env.data_dir / "redis"]
+    if values.get("MEDIA_STORE", "local") == "local":
+        paths.append(env.path(values["MEDIA_DIR"]))
+    for path in paths:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(path.stat().st_mode & 0o7711)
+    return paths
+
+
 def _check_media(env: Environment, values: Mapping[str, str]) -> None:
     """With MEDIA_STORE=s3, the bucket must answer, take a write and a delete before anything
     starts: a wrong key or a missing bucket is named now, not as failed uploads later."""
@@ -228,7 +245,7 @@ class LocalRuntime:
                     f"stop what listens there (`ss -ltnp 'sport = :{port}'`) or change {key} "
                     f"in {env.env_file.name}",
                 )
-            data.mkdir(parents=True, exist_ok=True)
+            make_private(env, values)
             created = stores.initdb(
                 data / "postgres",
                 values["POSTGRES_USER"],
@@ -238,7 +255,6 @@ class LocalRuntime:
             if created:
                 console.say(f"initialised a new Postgres cluster in {data / 'postgres'}")
             inherited = process_env(env, values)
-            Path(inherited["MEDIA_DIR"]).mkdir(parents=True, exist_ok=True)
             # It holds each program's secrets: readable by this user only, like the env file.
             durable.write_atomically(sup.layout.conf, render_config(sup.layout, f"mi-{env}", progs))
             sup.start(inherited)

@@ -104,7 +104,7 @@ class LocalMedia:
 
     def restore_dir(self, scratch: Path) -> Path:
         target = self._sibling("restore")
-        target.mkdir(mode=0o755, parents=True)
+        target.mkdir(mode=0o700, parents=True)  # becomes MEDIA_DIR: private, as `inv up` makes it
         return target
 
     def swap_in(self, restored: Path) -> LocalSwap:

@@ -93,6 +93,8 @@ def render_config(layout: Layout, identifier: str, programs: Sequence[Program]) 
         f"pidfile = {layout.pidfile}",
         f"identifier = {identifier}",
         f"directory = {Path.cwd()}",
+        # Recordings, logs and data files the services write are theirs alone.
+        "umask = 077",
         "nodaemon = false",
         "",
         "[rpcinterface:supervisor]",
@@ -189,6 +191,7 @@ class Supervisor:
             capture_output=True,
             text=True,
             check=False,
+            umask=0o077,  # its own log too, opened before the config's umask applies
         )
         if proc.returncode != 0:
             raise OpsError(
