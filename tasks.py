@@ -399,12 +399,12 @@ def k8s_render(c: Context, env: str = "dev", tag: str = "", registry: str = "") 
 
 @task(name="secrets", help={"env": ENV_HELP})
 def k8s_secrets(c: Context, env: str = "dev") -> None:
-    """Write infra/k8s/overlays/<env>/secrets.env from .env.<env> (git-ignored, mode 0600),
-    for `kubectl apply -k infra/k8s/overlays/<env>`."""
+    """Write infra/k8s/overlays/<env>/secrets.env and db-secrets.env from .env.<env>
+    (git-ignored, mode 0600), for `kubectl apply -k infra/k8s/overlays/<env>`."""
     from ops import console, k8s
 
     path = k8s.write_secrets(_env(env))
-    console.say(f"wrote {path} (mode 0600, git-ignored); never commit it")
+    console.say(f"wrote {path} and db-secrets.env (mode 0600, git-ignored); never commit them")
 
 
 ns = Collection(setup, doctor, up, down, ps, logs, health, build)

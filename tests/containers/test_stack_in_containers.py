@@ -219,9 +219,34 @@ def test_a_broken_dockerfile_fails_the_build_naming_the_service(
     assert "gone" in error, error  # BuildKit's own words about the missing path follow
 
 
+def _as_prod_runs_nginx(checkout: Path) -> list[str]:
+    """`docker run` flags for what compose.prod.yaml gives nginx: the same read-only root,
+    tmpfs mounts, dropped and added capabilities and no-new-privileges (not root's defaults)."""
+    from ruamel.yaml import YAML
+
+    prod = YAML(typ="safe", pure=True).load(
+        (checkout / "infra/compose/compose.prod.yaml").read_text()
+    )
+    nginx = prod["services"]["nginx"]
+    flags = ["--read-only"] if nginx.get("read_only") else []
+    for path in nginx.get("tmpfs", []):
+        flags += ["--tmpfs", path]
+    for cap in nginx.get("cap_drop", []):
+        flags += ["--cap-drop", cap]
+    for cap in nginx.get("cap_add", []):
+        flags += ["--cap-add", cap]
+    for option in nginx.get("security_opt", []):
+        flags += ["--security-opt", option]
+    assert "--cap-drop" in flags and "ALL" in flags, "prod drops every capability"
+    assert nginx.get("group_add") == ["${TLS_KEY_GID:-0}"], "prod reads the key by its group"
+    return flags
+
+
 def test_the_prod_edge_config_loads_in_the_nginx_image(
     standins: dict[str, str], run: Run, checkout: Path, tmp_path: Path
 ) -> None:
+    """nginx as prod runs it (no CAP_DAC_OVERRIDE) reads a key that a regular user made:
+    owned by that user, mode 0640, through the key's group; without the group it cannot."""
     image = standins.get("NGINX_IMAGE") or "nginx:1.28-alpine"
     certs = tmp_path / "certs"
     subprocess.run(
@@ -229,14 +254,17 @@ def test_the_prod_edge_config_loads_in_the_nginx_image(
         capture_output=True,
         check=True,
     )
-    proc = run(
-        "docker", "run", "--rm", "--read-only",
-        "--tmpfs", "/etc/nginx/conf.d", "--tmpfs", "/var/cache/nginx", "--tmpfs", "/var/run",
+    key = certs / "privkey.pem"
+    assert key.stat().st_mode & 0o777 == 0o640
+    os.chown(key, 1000, 1000)  # as if a regular user (uid 1000) had made it
+    argv = [
+        "docker", "run", "--rm", *_as_prod_runs_nginx(checkout),
         "-e", "PUBLIC_HOSTNAME=meetings.example.org", "-e", "MAX_UPLOAD_MB=50",
         "-v", f"{checkout / 'infra/nginx/templates'}:/etc/nginx/templates:ro",
         "-v", f"{certs}:/etc/nginx/certs:ro",
-        image, "nginx", "-t",
-        timeout=120,
-    )  # fmt: skip
+    ]  # fmt: skip
+    proc = run(*argv, "--group-add", "1000", image, "nginx", "-t", timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "test is successful" in proc.stderr
+    refused = run(*argv, image, "nginx", "-t", timeout=120)
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr, refused.stderr

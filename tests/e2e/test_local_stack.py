@@ -119,6 +119,47 @@ def _upload_and_wait(stack: dict[str, str], audio: Path, timeout: float = 180) -
             time.sleep(1)
 
 
+def test_the_services_connect_as_a_role_that_is_no_superuser(stack):
+    """Checked as the superuser: every session of the running services is the app role's,
+    which is no superuser, owns nothing and has a statement timeout."""
+    import psycopg
+
+    with psycopg.connect(
+        host=stack["POSTGRES_HOST"],
+        port=int(stack["POSTGRES_PORT"]),
+        user=stack["POSTGRES_USER"],
+        password=stack["POSTGRES_PASSWORD"],
+        dbname=stack["POSTGRES_DB"],
+    ) as conn:
+        users = {
+            row[0]
+            for row in conn.execute(
+                "SELECT DISTINCT usename FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        }
+        assert users == {stack["POSTGRES_APP_USER"]}, users
+        role = conn.execute(
+            "SELECT rolsuper, rolcreatedb, rolconfig FROM pg_roles WHERE rolname = %s",
+            (stack["POSTGRES_APP_USER"],),
+        ).fetchone()
+        assert role == (False, False, ["statement_timeout=30s"])
+        owners = {
+            row[0]
+            for row in conn.execute(
+                "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class"
+                " WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'S')"
+            )
+        }
+        assert owners == {stack["POSTGRES_OWNER_USER"]}
+
+
+def test_the_supervisor_config_with_each_service_s_secrets_is_private(stack, checkout: Path):
+    conf = checkout / ".data" / "dev" / "supervisord.conf"
+    assert stack["SERVICE_TOKEN"] in conf.read_text()
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+
+
 def test_silence_comes_back_empty_not_invented(stack, tmp_path: Path):
     silence = tmp_path / "silence.wav"
     with wave.open(str(silence), "wb") as out:

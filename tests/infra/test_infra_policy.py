@@ -54,8 +54,18 @@ def test_the_merged_prod_config_is_what_the_policy_expects(infra_check, tmp_path
     backend = services["backend"]["environment"]
     assert backend["API_TOKEN"] == values["API_TOKEN"]
     assert backend["DATABASE_URL"] == (
-        f"postgresql+psycopg://mi:{values['POSTGRES_PASSWORD']}@postgres:5432/meetings"
+        f"postgresql+psycopg://mi_app:{values['POSTGRES_APP_PASSWORD']}@postgres:5432/meetings"
     )
+    # Migrations run as the owner role; only postgres itself knows the superuser's password.
+    assert services["migrate"]["environment"]["DATABASE_URL"] == (
+        f"postgresql+psycopg://mi_owner:{values['POSTGRES_OWNER_PASSWORD']}@postgres:5432/meetings"
+    )
+    holders = [
+        name
+        for name, service in services.items()
+        if values["POSTGRES_PASSWORD"] in str(service.get("environment", {}))
+    ]
+    assert holders == ["postgres"]
     assert backend["REDIS_URL"] == f"redis://:{values['REDIS_PASSWORD']}@redis:6379/0"
     assert backend["WHISPER_URL"] == "whisper-cpu:50051"
     assert services["worker"]["deploy"]["replicas"] == 2
@@ -377,3 +387,35 @@ def test_dockerignore_must_keep_env_files_out(infra_check, repo_copy, mutate):
 )
 def test_dockerignore_matching_follows_dockers_rules(infra_check, rules, path, ignored):
     assert infra_check.dockerignored(rules, path) is ignored
+
+
+@needs_validators
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_prometheus_has_no_lifecycle_endpoint(infra_check, env, tmp_path):
+    """--web.enable-lifecycle lets anyone who reaches Prometheus stop it (POST /-/quit)."""
+    values = infra_check.throwaway_env(env)
+    config = infra_check.merged_config(ROOT, env, infra_check.write_env_file(env, values, tmp_path))
+    command = config["services"]["prometheus"]["command"]
+    assert any(arg.startswith("--config.file") for arg in command)
+    assert "--web.enable-lifecycle" not in command
+
+
+@needs_validators
+def test_prod_trusts_forwarded_addresses_from_its_proxy_s_network_only(infra_check, tmp_path):
+    values = infra_check.throwaway_env("prod")
+    config = infra_check.merged_config(
+        ROOT, "prod", infra_check.write_env_file("prod", values, tmp_path)
+    )
+    services = config["services"]
+    (subnet,) = [pool["subnet"] for pool in config["networks"]["edge"]["ipam"]["config"]]
+    trusted = services["backend"]["environment"]["FORWARDED_ALLOW_IPS"]
+    assert trusted == subnet and "*" not in trusted
+    assert set(services["nginx"]["networks"]) == {"edge"}
+    assert "edge" in services["backend"]["networks"]
+    # Only nginx and what it proxies to are on that network.
+    on_edge = {name for name, s in services.items() if "edge" in (s.get("networks") or {})}
+    assert on_edge == {"nginx", "backend", "grafana"}
+    # nginx reads its key by the key's group, not with CAP_DAC_OVERRIDE.
+    assert "DAC_OVERRIDE" not in services["nginx"]["cap_add"]
+    assert services["nginx"]["cap_drop"] == ["ALL"]
+    assert services["nginx"]["group_add"]

@@ -52,7 +52,11 @@ def test_the_rendered_prod_overlay_is_shaped_as_documented(infra_check):
     } <= kinds
     # prod reaches external data services: none runs in the cluster.
     assert not [o for o in objects if o["kind"] == "StatefulSet"]
-    secret = next(o for o in objects if o["kind"] == "Secret")
+    secret = next(
+        o
+        for o in objects
+        if o["kind"] == "Secret" and o["metadata"]["name"].startswith("mi-secrets")
+    )
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert "postgres.db.example.internal" in data["DATABASE_URL"]
     assert data["S3_ENDPOINT_URL"] == "https://s3.eu-west-1.amazonaws.com"
@@ -78,10 +82,62 @@ def test_dev_runs_its_data_services_in_the_cluster(infra_check):
         "redis",
         "objectstore",
     }
-    secret = next(o for o in objects if o["kind"] == "Secret")
+    secret = next(
+        o
+        for o in objects
+        if o["kind"] == "Secret" and o["metadata"]["name"].startswith("mi-secrets")
+    )
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert "@postgres:5432/" in data["DATABASE_URL"]
     assert data["S3_ENDPOINT_URL"] == "http://objectstore:9000"
+
+
+def _pod_specs(objects):
+    for o in objects:
+        spec = o.get("spec", {})
+        if o["kind"] == "CronJob":
+            spec = spec["jobTemplate"]["spec"]
+        template = spec.get("template", {}).get("spec")
+        if template:
+            yield o["metadata"]["name"], template
+
+
+def _secrets_used(pod) -> set[str]:
+    names = set()
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
+        names |= {s["secretRef"]["name"] for s in container.get("envFrom", []) if "secretRef" in s}
+        names |= {
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for e in container.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+    return names
+
+
+@needs_validators
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_only_migrations_backup_and_postgres_get_the_owner_s_credentials(infra_check, env):
+    objects = infra_check.render_k8s(ROOT, env)
+    secrets = {
+        o["metadata"]["name"].rsplit("-", 1)[0]: {
+            k: base64.b64decode(v).decode() for k, v in o["data"].items()
+        }
+        for o in objects
+        if o["kind"] == "Secret"
+    }
+    assert "DATABASE_OWNER_URL" in secrets["mi-db-secrets"]
+    assert "mi_owner" not in "".join(secrets["mi-secrets"].values())
+    assert not {"DATABASE_OWNER_URL", "POSTGRES_PASSWORD", "POSTGRES_OWNER_PASSWORD"} & set(
+        secrets["mi-secrets"]
+    )
+    with_db = {
+        name
+        for name, pod in _pod_specs(objects)
+        if any(s.startswith("mi-db-secrets") for s in _secrets_used(pod))
+    }
+    expected = {"backup", "postgres"} if env == "dev" else {"backup"}
+    assert with_db - {n for n in with_db if n.startswith("migrate")} == expected
+    assert any(n.startswith("migrate") for n in with_db)
 
 
 # --- each rule bites a broken copy ------------------------------------------------------------
@@ -263,6 +319,9 @@ def test_secrets_refuse_loopback_and_empty_external_urls(scratch_env):
         k8s.secret_values(env, values)
     assert "POSTGRES_HOST" in info.value.fix
     values |= {"DATABASE_URL": "postgresql+psycopg://u:p@db.internal:5432/m"}
+    with pytest.raises(OpsError, match=r"DATABASE_OWNER_URL points at 127\.0\.0\.1"):
+        k8s.secret_values(env, values)
+    values |= {"DATABASE_OWNER_URL": "postgresql+psycopg://o:p@db.internal:5432/m"}
     values |= {"REDIS_URL": "redis://:pw@redis.internal:6379/0"}
     with pytest.raises(OpsError, match="S3_ENDPOINT_URL is empty"):
         k8s.secret_values(env, values)
@@ -276,13 +335,19 @@ def test_secrets_file_is_private_and_never_tracked(scratch_env, scratch_root):
     (scratch_root / "infra/k8s/overlays/dev").mkdir(parents=True)
     path = k8s.write_secrets(env)
     assert path.stat().st_mode & 0o777 == 0o600
-    assert "DATABASE_URL=postgresql+psycopg://mi:" in path.read_text()
-    ignored = subprocess.run(
-        ["git", "check-ignore", "-q", "infra/k8s/overlays/prod/secrets.env"],
-        cwd=ROOT,
-        check=False,
-    )
-    assert ignored.returncode == 0
+    text = path.read_text()
+    assert "DATABASE_URL=postgresql+psycopg://mi_app:" in text
+    assert "mi_owner:" not in text
+    owner = path.with_name("db-secrets.env")
+    assert owner.stat().st_mode & 0o777 == 0o600
+    assert "DATABASE_OWNER_URL=postgresql+psycopg://mi_owner:" in owner.read_text()
+    for name in ("secrets.env", "db-secrets.env"):
+        ignored = subprocess.run(
+            ["git", "check-ignore", "-q", f"infra/k8s/overlays/prod/{name}"],
+            cwd=ROOT,
+            check=False,
+        )
+        assert ignored.returncode == 0, name
 
 
 @pytest.fixture

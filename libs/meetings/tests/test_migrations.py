@@ -44,27 +44,27 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     migrations.check(url)
 
 
-def test_check_detects_drift(database_url: str) -> None:
-    engine = create_engine(database_url)
+def test_check_detects_drift(database_owner_url: str) -> None:
+    engine = create_engine(database_owner_url)
     with engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_meetings_status"))
         conn.execute(text("ALTER TABLE meetings DROP COLUMN completed_at"))
     engine.dispose()
     with pytest.raises(migrations.SchemaDriftError) as caught:
-        migrations.check(database_url)
+        migrations.check(database_owner_url)
     message = str(caught.value)
     assert "completed_at" in message
     assert "ix_meetings_status" in message
     assert "inv db.revision" in message
 
 
-def test_revision_autogenerates_the_missing_change(database_url: str, tmp_path: Path) -> None:
-    engine = create_engine(database_url)
+def test_revision_autogenerates_the_missing_change(database_owner_url: str, tmp_path: Path) -> None:
+    engine = create_engine(database_owner_url)
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE meetings DROP COLUMN completed_at"))
     engine.dispose()
 
-    path = migrations.revision(database_url, "restore completed_at", directory=tmp_path)
+    path = migrations.revision(database_owner_url, "restore completed_at", directory=tmp_path)
     assert path.parent == tmp_path
     script = path.read_text()
     head = migrations.head()
@@ -74,9 +74,9 @@ def test_revision_autogenerates_the_missing_change(database_url: str, tmp_path: 
     assert "completed_at" in script
 
 
-def test_revision_needs_a_message(database_url: str, tmp_path: Path) -> None:
+def test_revision_needs_a_message(database_owner_url: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="message"):
-        migrations.revision(database_url, "  ", directory=tmp_path)
+        migrations.revision(database_owner_url, "  ", directory=tmp_path)
 
 
 def test_history_starts_with_the_initial_schema() -> None:

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import re
 import tarfile
 import threading
 import time
@@ -27,6 +28,7 @@ import psycopg
 import pytest
 
 from mi_testing import ApiServer, free_port
+from mi_testing.stores import Postgres
 from ops import backup, db
 from ops import env as env_files
 from ops.backup import archive
@@ -55,13 +57,23 @@ def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+def as_role(url: str, role: str) -> str:
+    """`url` (the test cluster's, over its socket) connecting as `role` instead."""
+    return re.sub(r"://[^@/]*@", f"://{role}@", url, count=1)
+
+
 def configure(root: Path, env: str, url: str, media: Path) -> Env:
+    """The env file points the services (DATABASE_URL) at `url`'s database as the app role,
+    and backup/restore (DATABASE_OWNER_URL) at it as the owner role, as a real one does."""
     env_files.setup(Environment.parse(env))
     path = root / f".env.{env}"
+    url = as_role(url, Postgres.APP)
     lines = []
     for line in path.read_text().splitlines():
         if line.startswith("DATABASE_URL="):
             line = f"DATABASE_URL={url}"
+        elif line.startswith("DATABASE_OWNER_URL="):
+            line = f"DATABASE_OWNER_URL={as_role(url, Postgres.OWNER)}"
         elif line.startswith("MEDIA_DIR="):
             line = f"MEDIA_DIR={media}"
         lines.append(line)

@@ -48,7 +48,8 @@ STAND_IN = textwrap.dedent(
         # exec -T -e PGAPPNAME=... postgres <tool> --username U ... --dbname D
         tool, database = rest[5], rest[-1]
         assert rest[4] == "postgres" and rest[6] == "--username" and rest[-2] == "--dbname"
-        conninfo = f"host={{os.environ['FAKE_PG_HOST']}} user=postgres dbname={{database}}"
+        # The container's socket trusts every role: connect as the one asked for.
+        conninfo = f"host={{os.environ['FAKE_PG_HOST']}} user={{rest[7]}} dbname={{database}}"
         binary = os.path.join(os.environ["FAKE_PG_BIN"], tool)
         os.execv(binary, [binary, *rest[8:-2], "--dbname", conninfo])
     if rest[:6] == ["run", "--rm", "--no-deps", "-T", "--entrypoint", "sh"]:
@@ -64,7 +65,9 @@ STAND_IN = textwrap.dedent(
 
 
 @pytest.fixture
-def compose_dev(scratch_root: Path, database_url: str, tmp_path: Path, monkeypatch):
+def compose_dev(
+    scratch_root: Path, database_url: str, database_owner_url: str, tmp_path: Path, monkeypatch
+):
     """`dev` recorded as run by compose; the stand-in reaches the test database and media."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -82,7 +85,7 @@ def compose_dev(scratch_root: Path, database_url: str, tmp_path: Path, monkeypat
     monkeypatch.setenv("FAKE_PG_HOST", libpq.split("host=")[1])
     monkeypatch.setenv("FAKE_PG_BIN", str(pg_bin))
     monkeypatch.setenv("FAKE_MEDIA", str(media))
-    monkeypatch.setenv("FAKE_DATABASE_URL", database_url)
+    monkeypatch.setenv("FAKE_DATABASE_URL", database_owner_url)  # the migrate service's
     env_files.setup(Environment.parse("dev"))
     env_file = scratch_root / ".env.dev"
     env_file.write_text(
@@ -132,7 +135,7 @@ def test_backup_and_restore_through_docker_compose(compose_dev) -> None:
     }
     before = _state(url, media)
     dump = [c for c in _calls(log) if c[:1] == ["exec"] and "pg_dump" in c]
-    assert dump and dump[0][:7] == [
+    assert dump and dump[0][:8] == [
         "exec",
         "-T",
         "-e",
@@ -140,6 +143,7 @@ def test_backup_and_restore_through_docker_compose(compose_dev) -> None:
         "postgres",
         "pg_dump",
         "--username",
+        "mi_owner",  # the owner role, never the superuser
     ]
     assert any(a.startswith("--snapshot=") for a in dump[0])
 

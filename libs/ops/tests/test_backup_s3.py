@@ -5,6 +5,7 @@ the dumped rows reference, verify (and its drill) checks them, restore puts them
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ import psycopg
 import pytest
 
 from mi_testing.objectstore import MediaUnderTest
+from mi_testing.stores import Postgres
 from ops import backup
 from ops import env as env_files
 from ops.backup import archive
@@ -31,6 +33,8 @@ def configure(root: Path, url: str, media: MediaUnderTest) -> str:
     path = root / ".env.dev"
     wanted = {
         "DATABASE_URL": url,
+        # Backup and restore connect as the owner role, as in every runtime.
+        "DATABASE_OWNER_URL": re.sub(r"://[^@/]*@", f"://{Postgres.OWNER}@", url, count=1),
         "MEDIA_STORE": "s3",
         "S3_ENDPOINT_URL": media.fields["s3_endpoint_url"],
         "S3_BUCKET": media.fields["s3_bucket"],
@@ -155,7 +159,7 @@ def test_backup_names_an_unusable_bucket_and_writes_nothing(
 def test_the_cronjob_uploads_a_verified_archive_and_keeps_the_newest(
     dev: str,
     s3_media: MediaUnderTest,
-    database_url: str,
+    database_owner_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -170,7 +174,7 @@ def test_the_cronjob_uploads_a_verified_archive_and_keeps_the_newest(
     monkeypatch.setattr(project, "root", no_checkout)  # the job's image has no checkout
     environ = {
         "APP_ENV": "prod",
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": database_owner_url,  # infra/k8s/base/backup.yaml: the owner's URL
         "MEDIA_STORE": "s3",
         "S3_ENDPOINT_URL": s3_media.fields["s3_endpoint_url"],
         "S3_BUCKET": s3_media.fields["s3_bucket"],

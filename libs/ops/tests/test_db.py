@@ -16,8 +16,11 @@ pytestmark = pytest.mark.slow
 def dev_env(scratch_root, empty_database_url):
     env_files.setup(Environment.parse("dev"))
     path = scratch_root / ".env.dev"
+    # `inv db.*` connects as the owner role (empty_database_url's), never as the services' role.
     lines = [
-        f"DATABASE_URL={empty_database_url}" if line.startswith("DATABASE_URL=") else line
+        f"DATABASE_OWNER_URL={empty_database_url}"
+        if line.startswith("DATABASE_OWNER_URL=")
+        else line
         for line in path.read_text().splitlines()
     ]
     path.write_text("\n".join(lines) + "\n")

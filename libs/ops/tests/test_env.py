@@ -51,9 +51,46 @@ def test_interpolation_builds_urls_from_the_parts(scratch_root):
     env_files.setup(Environment.parse("dev"))
     values = Environment.parse("dev").values()
     assert values["DATABASE_URL"] == (
-        f"postgresql+psycopg://mi:{values['POSTGRES_PASSWORD']}@127.0.0.1:5433/meetings"
+        f"postgresql+psycopg://mi_app:{values['POSTGRES_APP_PASSWORD']}@127.0.0.1:5433/meetings"
+    )
+    assert values["DATABASE_OWNER_URL"] == (
+        f"postgresql+psycopg://mi_owner:{values['POSTGRES_OWNER_PASSWORD']}@127.0.0.1:5433/meetings"
     )
     assert values["WHISPER_URL"] == "127.0.0.1:50051"
+
+
+def test_an_older_release_s_superuser_database_url_is_updated_and_refused(scratch_root):
+    """Before the app role, DATABASE_URL connected as POSTGRES_USER, the superuser."""
+    env = Environment.parse("staging")
+    env_files.setup(env)
+    path = env.env_file
+    former = next(iter(schema.FORMER_DEFAULTS["DATABASE_URL"]))
+    text = path.read_text()
+    current = next(line for line in text.splitlines() if line.startswith("DATABASE_URL="))
+    path.write_text(text.replace(current, f"DATABASE_URL={former}"))
+
+    problems = env_files.check(env, probe=False)
+    assert any(
+        p.key == "DATABASE_URL" and "connects as mi (POSTGRES_USER)" in p.message for p in problems
+    ), problems
+
+    report = env_files.setup(env)
+    assert report.updated == ["DATABASE_URL"]
+    assert env.values()["DATABASE_URL"].startswith("postgresql+psycopg://mi_app:")
+    assert env_files.check(env, probe=False) == []
+
+
+def test_a_hand_written_database_url_as_the_owner_is_refused(scratch_root):
+    env = Environment.parse("dev")
+    env_files.setup(env)
+    text = env.env_file.read_text()
+    current = next(line for line in text.splitlines() if line.startswith("DATABASE_URL="))
+    env.env_file.write_text(
+        text.replace(current, "DATABASE_URL=postgresql://mi_owner:pw@db.example:5432/meetings")
+    )
+    problems = env_files.check(env, probe=False)
+    assert [p.key for p in problems] == ["DATABASE_URL"]
+    assert "POSTGRES_APP_USER" in problems[0].message
 
 
 def test_a_malformed_line_is_an_error_with_its_number(scratch_root):

@@ -88,7 +88,7 @@ def test_monitoring_without_flower_installed_says_how_to_get_it(
 ) -> None:
     monkeypatch.setattr(monitoring.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(OpsError) as caught:
-        monitoring.programs(tmp_path, values)
+        monitoring.programs(tmp_path, values, {})
     assert "Flower" in str(caught.value) and "uv sync" in caught.value.fix
 
 

@@ -41,6 +41,62 @@ def test_an_empty_database_has_no_schema(empty_database_url: str) -> None:
     assert migrations.current(empty_database_url) is None
 
 
+def test_the_services_role_is_no_superuser_and_may_change_rows_only(
+    database_url: str, postgres
+) -> None:
+    """database_url is the app role's, as the services' DATABASE_URL: rows, nothing more."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, current_setting('statement_timeout')"
+            " FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        assert row == (False, False, False, "30s")
+        owned = conn.execute(
+            "SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles"
+            " WHERE rolname = current_user)"
+        ).fetchone()
+        assert owned == (0,)
+        conn.execute(
+            "INSERT INTO meetings (id, title, status, media_filename, content_type,"
+            " size_bytes) VALUES (gen_random_uuid(), 't', 'queued', 'a.wav', 'audio/wav', 1)"
+        )
+        assert conn.execute("DELETE FROM meetings").rowcount == 1
+        for statement, refusal in [
+            ("COPY (SELECT 1) TO PROGRAM 'id'", "permission denied to COPY"),
+            ("COPY meetings FROM '/etc/passwd'", "permission denied to COPY"),
+            ("CREATE TABLE public.planted (x int)", "permission denied for schema public"),
+            ("CREATE SCHEMA planted", "permission denied for database"),
+            ("ALTER TABLE meetings ADD COLUMN planted int", "must be owner of table"),
+            ("DROP TABLE action_items", "must be owner of table"),
+            ("DROP EXTENSION vector CASCADE", "must be owner of extension"),
+        ]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match=refusal):
+                conn.execute(statement)
+
+
+def test_a_runaway_statement_of_the_services_is_cancelled(database_url: str) -> None:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute("SET statement_timeout = '200ms'")  # the role's 30 s, shortened to test
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            conn.execute("SELECT pg_sleep(5)")
+
+
+def test_migrations_run_as_the_owner_role_which_is_no_superuser(
+    empty_database_url: str,
+) -> None:
+    assert "mi_owner@" in empty_database_url
+    migrations.upgrade(empty_database_url)
+    assert migrations.current(empty_database_url) == migrations.head()
+    with psycopg.connect(libpq_url(empty_database_url), autocommit=True) as conn:
+        assert conn.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone() == (False,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("COPY (SELECT 1) TO PROGRAM 'id'")
+    migrations.downgrade(empty_database_url, "base")
+    assert migrations.current(empty_database_url) is None
+
+
 @pytest.mark.parametrize("round_", [1, 2])
 def test_redis_is_empty_for_every_test(redis_url: str, round_: int) -> None:
     client = redis.Redis.from_url(redis_url)

@@ -86,3 +86,21 @@ def test_metrics_count_requests_by_route_template(client: httpx.Client) -> None:
     assert "http_requests_total" in body
     assert 'route="/api/v1/meetings/{meeting_id}"' in body
     assert "00000000-0000-0000-0000-000000000001" not in body
+
+
+def test_prod_serves_no_api_docs_nor_schema(settings) -> None:
+    """The docs page pulls Swagger UI from a CDN and maps the API for anyone: not in prod."""
+    from backend.main import create_app
+    from mi_testing import ApiServer
+
+    prod = settings.model_copy(update={"app_env": "prod"})
+    token = settings.api_token.get_secret_value()
+    with ApiServer(create_app(prod)) as api:
+        for headers in ({}, {"Authorization": f"Bearer {token}"}):
+            with httpx.Client(base_url=api.url, headers=headers, timeout=30) as http:
+                for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+                    assert http.get(path).status_code == 404, path
+        with httpx.Client(
+            base_url=api.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as http:
+            assert http.get("/api/v1/meetings").status_code == 200  # the API itself serves

@@ -15,6 +15,8 @@ from backend.main import create_app
 from mi_testing import ApiServer, free_port
 from mi_testing.stores import RedisServer
 
+AUTH = {"Authorization": "Bearer test-token-0123456789abcdef"}  # conftest's API_TOKEN
+
 
 class HealthOnlyGrpcServer:
     """A real gRPC server exposing only grpc.health.v1, standing in for whisper here (the
@@ -61,7 +63,10 @@ def test_whisper_health_follows_grpc_serving_status(
     settings: BackendSettings, grpc_health_server: HealthOnlyGrpcServer
 ) -> None:
     pointed = settings.model_copy(update={"whisper_url": f"127.0.0.1:{grpc_health_server.port}"})
-    with ApiServer(create_app(pointed)) as api, httpx.Client(base_url=api.url) as http:
+    with (
+        ApiServer(create_app(pointed)) as api,
+        httpx.Client(base_url=api.url, headers=AUTH) as http,
+    ):
         grpc_health_server.set(health_pb2.HealthCheckResponse.SERVING)
         whisper = http.get("/health/ready").json()["checks"]["whisper"]
         assert whisper["ok"], whisper
@@ -79,7 +84,10 @@ def test_ready_is_503_when_redis_is_down(
     assert isinstance(tmp_path, Path)
     redis = RedisServer(tmp_path / "redis")
     own = settings.model_copy(update={"redis_url": redis.url})
-    with ApiServer(create_app(own)) as api, httpx.Client(base_url=api.url, timeout=30) as http:
+    with (
+        ApiServer(create_app(own)) as api,
+        httpx.Client(base_url=api.url, timeout=30, headers=AUTH) as http,
+    ):
         assert http.get("/health/ready").status_code == 200
         redis.stop()
         reply = http.get("/health/ready")
@@ -89,3 +97,26 @@ def test_ready_is_503_when_redis_is_down(
         assert not body["checks"]["redis"]["ok"]
         assert body["checks"]["database"]["ok"]
         assert http.get("/health").status_code == 200  # alive, just not ready
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer not-the-token"}], ids=["anonymous", "wrong-token"]
+)
+def test_ready_names_no_error_to_a_caller_without_the_token(
+    api: ApiServer, headers: dict[str, str]
+) -> None:
+    """Probes get each dependency's verdict; the errors (addresses, driver messages) only
+    the operator with the token."""
+    with httpx.Client(base_url=api.url, headers=headers, timeout=30) as http:
+        reply = http.get("/health/ready")
+    assert reply.status_code == 200  # whisper and llm are down here, but optional
+    body = reply.json()
+    assert body["checks"]["llm"] == {"ok": False, "required": False}
+    assert body["checks"]["database"] == {"ok": True, "required": True}
+    assert "Authorization: Bearer" in body["detail"]
+    assert "Error" not in reply.text and "latency" not in reply.text
+
+
+def test_ready_names_the_errors_to_a_caller_with_the_token(client: httpx.Client) -> None:
+    llm = client.get("/health/ready").json()["checks"]["llm"]
+    assert not llm["ok"] and "ConnectError" in llm["detail"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.environments import ENVIRONMENTS, Environment
@@ -18,6 +18,7 @@ __all__ = [
     "CONFIG_ERROR_EXIT",
     "ENVIRONMENTS",
     "Environment",
+    "ServerSettings",
     "ServiceSettings",
     "describe_config_error",
     "report_config_error",
@@ -44,11 +45,33 @@ class ServiceSettings(BaseSettings):
         "(http://host:4317). Unset: tracing is off and costs nothing.",
     )
 
+    service_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="The service credential: whisper and llm require it of every call but "
+        "health and metrics (required in staging and prod); backend and worker send it.",
+    )
+
     @field_validator("otel_exporter_otlp_endpoint")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         # Compose passes "${OTEL_EXPORTER_OTLP_ENDPOINT:-}": an empty value means off.
         return value.strip() or None if value is not None else None
+
+
+class ServerSettings(ServiceSettings):
+    """Settings of a service the others call (whisper, llm): it refuses to start without the
+    service credential where the environment requires one (common.service_auth)."""
+
+    @model_validator(mode="after")
+    def _credential_where_required(self) -> ServerSettings:
+        from common import service_auth
+
+        problem = service_auth.missing_token_problem(
+            self.app_env, self.service_token.get_secret_value()
+        )
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 def describe_config_error(exc: ValidationError) -> str:

@@ -2,7 +2,8 @@
 
 The migration scripts ship inside the `meetings` package (`meetings.migrations`); this module
 adds what an operator needs around them: which database, is it reachable, a safety backup
-before changing staging or prod, and errors that say what to do.
+before changing staging or prod, and errors that say what to do. They connect as the owner
+role (DATABASE_OWNER_URL): the services' app role may not change the schema.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _database_errors(env: Environment) -> Iterator[None]:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise OpsError(
             f"the {env} database does not answer: {reason}",
-            f"start the stack (`inv up --env {env}`) or check DATABASE_URL in .env.{env}",
+            f"start the stack (`inv up --env {env}`) or check DATABASE_OWNER_URL in .env.{env}",
         ) from None
 
 
@@ -62,7 +63,7 @@ def status(env: Environment) -> tuple[str | None, str]:
     """(the database's revision, the code's head revision)."""
     from meetings import migrations
 
-    url = env.values()["DATABASE_URL"]
+    url = env.values()["DATABASE_OWNER_URL"]
     return _run(env, lambda: migrations.current(url)), migrations.head()
 
 
@@ -72,7 +73,7 @@ def migrate(
     """Upgrade `env` to `to`; `backup(env)` runs first when given. Returns the new revision."""
     from meetings import migrations
 
-    url = env.values()["DATABASE_URL"]
+    url = env.values()["DATABASE_OWNER_URL"]
     before, head = status(env)
     target = head if to == "head" else to
     if before == target:
@@ -89,7 +90,7 @@ def downgrade(
 ) -> str:
     from meetings import migrations
 
-    url = env.values()["DATABASE_URL"]
+    url = env.values()["DATABASE_OWNER_URL"]
     before, _ = status(env)
     if backup is not None:
         console.say(f"safety backup: {backup(env)}")
@@ -122,7 +123,7 @@ def check(env: Environment) -> str:
     """Fail when the models need a migration that does not exist yet."""
     from meetings import migrations
 
-    url = env.values()["DATABASE_URL"]
+    url = env.values()["DATABASE_OWNER_URL"]
     head = _require_head(env, "since models are compared with a migrated database")
     try:
         _run(env, lambda: migrations.check(url))
@@ -137,7 +138,7 @@ def revision(env: Environment, message: str) -> Path:
     """Autogenerate a migration from the difference between the models and `env`'s database."""
     from meetings import migrations
 
-    url = env.values()["DATABASE_URL"]
+    url = env.values()["DATABASE_OWNER_URL"]
     _require_head(env, "so only your model changes end up in the script")
     try:
         return _run(env, lambda: migrations.revision(url, message))

@@ -48,8 +48,9 @@ def redis_probe(redis_url: str) -> Any:
     return probe
 
 
-def http_probe(url: str) -> Any:
-    """GET `url` and expect 200. The stdlib client: httpx costs ~0.35 s just to import."""
+def http_probe(url: str, token: str = "") -> Any:
+    """GET `url` and expect 200. The stdlib client: httpx costs ~0.35 s just to import. With
+    `token` (the API's), the backend's readiness says why a dependency fails."""
 
     def get() -> str:
         import http.client
@@ -57,8 +58,9 @@ def http_probe(url: str) -> Any:
 
         parts = urlsplit(url)
         conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=CHECK_TIMEOUT)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            conn.request("GET", parts.path or "/")
+            conn.request("GET", parts.path or "/", headers=headers)
             response = conn.getresponse()
             body = response.read()
         finally:
@@ -184,7 +186,11 @@ def checks_for(values: Mapping[str, str], *, ollama: bool = False) -> list[Check
     checks = [
         Check("postgres", postgres_probe(values["DATABASE_URL"]), timeout=CHECK_TIMEOUT),
         Check("redis", redis_probe(values["REDIS_URL"]), timeout=CHECK_TIMEOUT),
-        Check("backend", http_probe(f"{backend}/health/ready"), timeout=CHECK_TIMEOUT + 1),
+        Check(
+            "backend",
+            http_probe(f"{backend}/health/ready", values.get("API_TOKEN", "")),
+            timeout=CHECK_TIMEOUT + 1,
+        ),
         Check(
             "whisper",
             grpc_probe(values["WHISPER_URL"], whisper_metrics),

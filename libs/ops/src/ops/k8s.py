@@ -6,8 +6,11 @@ from `.env.<env>` here, never committed.
     secrets  the Secret's env file written into the overlay (git-ignored, mode 0600), for
              `kubectl apply -k infra/k8s/overlays/<env>` or a GitOps tool's own secret flow
 
-The Secret holds everything that names a place or a credential: DATABASE_URL, REDIS_URL (and
-the address and password KEDA reads the queues with), API_TOKEN and the S3_* keys. dev's
+The Secret mi-secrets holds everything that names a place or a credential: DATABASE_URL (the app
+role), REDIS_URL (and
+the address and password KEDA reads the queues with), API_TOKEN and the S3_* keys; mi-db-secrets
+the database owner's URL (DATABASE_OWNER_URL, for the migration Job and the backup CronJob
+only) and, in dev, the credentials the in-cluster Postgres makes its roles with. dev's
 overlay runs Postgres, Redis and an object store in the cluster, so its URLs name those
 Services; staging and prod reach external ones, and a loopback address there is refused.
 """
@@ -28,6 +31,7 @@ from ops.errors import OpsError
 
 K8S_DIR = Path("infra/k8s")
 SECRETS_FILE = "secrets.env"
+DB_SECRETS_FILE = "db-secrets.env"
 IN_CLUSTER_DATA = frozenset({"dev"})
 """Overlays whose Postgres, Redis and object store run in the cluster (overlays/dev/data.yaml)."""
 IMAGES = ("backend", "worker", "whisper", "llm", "ops")
@@ -41,6 +45,18 @@ S3_KEYS = (
     "S3_PATH_STYLE",
     "S3_PREFIX",
 )
+ROLE_KEYS = (
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_OWNER_USER",
+    "POSTGRES_OWNER_PASSWORD",
+    "POSTGRES_APP_USER",
+    "POSTGRES_APP_PASSWORD",
+    "POSTGRES_APP_STATEMENT_TIMEOUT",
+)
+"""What the in-cluster Postgres (dev) needs to make the roles (infra/postgres/roles.psql)."""
+DB_SECRET_KEYS = frozenset({"DATABASE_OWNER_URL", *ROLE_KEYS})
+"""Keys of the mi-db-secrets Secret: no app pod gets them."""
 LOOPBACK = ("127.", "localhost", "::1", "0.0.0.0")  # noqa: S104 - names, not a bind
 
 
@@ -80,23 +96,31 @@ def secret_values(env: Environment, values: Mapping[str, str]) -> dict[str, str]
     found = {"API_TOKEN": values["API_TOKEN"]}
     found.update({key: values.get(key, "") for key in S3_KEYS})
     if env.name in IN_CLUSTER_DATA:
-        user, password, db = (
-            values["POSTGRES_USER"],
-            values["POSTGRES_PASSWORD"],
-            values["POSTGRES_DB"],
-        )
+        db = values["POSTGRES_DB"]
+
+        def url(role: str) -> str:
+            user, password = values[f"POSTGRES_{role}USER"], values[f"POSTGRES_{role}PASSWORD"]
+            return f"postgresql+psycopg://{quote(user)}:{quote(password)}@postgres:5432/{quote(db)}"
+
+        # The in-cluster Postgres makes the owner and app roles on its first start
+        # (infra/postgres/initdb/02-roles.sh); the services connect as the app role.
+        found |= {key: values[key] for key in ROLE_KEYS}
         found |= {
-            "POSTGRES_USER": user,
-            "POSTGRES_PASSWORD": password,
             "POSTGRES_DB": db,
-            "DATABASE_URL": f"postgresql+psycopg://{quote(user)}:{quote(password)}@postgres:5432/"
-            f"{quote(db)}",
+            "DATABASE_URL": url("APP_"),
+            "DATABASE_OWNER_URL": url("OWNER_"),
             "REDIS_URL": f"redis://:{quote(values['REDIS_PASSWORD'])}@redis:6379/0",
             "S3_ENDPOINT_URL": values.get("S3_ENDPOINT_URL") or "http://objectstore:9000",
         }
     else:
         found["DATABASE_URL"] = _external(
             "DATABASE_URL", values["DATABASE_URL"], env.name, "POSTGRES_HOST (or DATABASE_URL)"
+        )
+        found["DATABASE_OWNER_URL"] = _external(
+            "DATABASE_OWNER_URL",
+            values["DATABASE_OWNER_URL"],
+            env.name,
+            "POSTGRES_HOST (or DATABASE_OWNER_URL)",
         )
         found["REDIS_URL"] = _external(
             "REDIS_URL", values["REDIS_URL"], env.name, "REDIS_HOST (or REDIS_URL)"
@@ -135,12 +159,29 @@ def _secrets_text(env: Environment) -> str:
     return "".join(f"{key}={value}\n" for key, value in sorted(values.items()))
 
 
-def write_secrets(env: Environment) -> Path:
-    """infra/k8s/overlays/<env>/secrets.env (git-ignored, mode 0600)."""
-    path = project.root() / K8S_DIR / "overlays" / env.name / SECRETS_FILE
-    durable.write_atomically(path, _secrets_text(env))
+def split_secrets(text: str) -> tuple[str, str]:
+    """The Secret's env file text as (mi-secrets, mi-db-secrets): the owner's and the
+    superuser's credentials go to the second, which only the migration Job, the backup
+    CronJob and dev's in-cluster Postgres mount; every other pod gets the first."""
+    app: list[str] = []
+    db: list[str] = []
+    for line in text.splitlines(keepends=True):
+        (db if line.split("=", 1)[0] in DB_SECRET_KEYS else app).append(line)
+    return "".join(app), "".join(db)
+
+
+def _write_private(path: Path, text: str) -> None:
+    durable.write_atomically(path, text)
     path.chmod(0o600)
-    return path
+
+
+def write_secrets(env: Environment) -> Path:
+    """infra/k8s/overlays/<env>/secrets.env and db-secrets.env (git-ignored, mode 0600)."""
+    overlay = project.root() / K8S_DIR / "overlays" / env.name
+    app, db = split_secrets(_secrets_text(env))
+    _write_private(overlay / SECRETS_FILE, app)
+    _write_private(overlay / DB_SECRETS_FILE, db)
+    return overlay / SECRETS_FILE
 
 
 def render(
@@ -159,10 +200,13 @@ def render(
     text = secrets_text if secrets_text is not None else _secrets_text(env)
     with tempfile.TemporaryDirectory(prefix="mi-k8s-") as tmp:
         tree = Path(tmp) / "k8s"
-        shutil.copytree(source, tree, ignore=shutil.ignore_patterns(SECRETS_FILE))
-        secrets = tree / "overlays" / env.name / SECRETS_FILE
-        secrets.write_text(text)
-        secrets.chmod(0o600)
+        shutil.copytree(source, tree, ignore=shutil.ignore_patterns(SECRETS_FILE, DB_SECRETS_FILE))
+        # dev's in-cluster Postgres runs infra/postgres's init scripts (a ConfigMap).
+        shutil.copytree(source.parent / "postgres", Path(tmp) / "postgres")
+        for name, part in zip((SECRETS_FILE, DB_SECRETS_FILE), split_secrets(text), strict=True):
+            secrets = tree / "overlays" / env.name / name
+            secrets.write_text(part)
+            secrets.chmod(0o600)
         release = tree / "release"
         release.mkdir()
         images = "".join(
@@ -175,7 +219,9 @@ def render(
             f"resources:\n  - ../overlays/{env.name}\nimages:\n{images}"
         )
         proc = subprocess.run(
-            [kubectl(), "kustomize", str(release)],
+            # dev's overlay reads infra/postgres (one home for the roles' SQL), outside
+            # infra/k8s: `kubectl apply -k` needs the same flag.
+            [kubectl(), "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(release)],
             capture_output=True,
             text=True,
             check=False,

@@ -46,18 +46,30 @@ def redis_server(servers_root: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def empty_database_url(postgres: Postgres) -> Iterator[str]:
-    """A fresh database with no tables (for migration tests)."""
-    url = postgres.create_database(migrated=False)
+    """A fresh database with no tables (for migration tests), as the owner role."""
+    url = postgres.create_database(migrated=False, user=Postgres.OWNER)
     yield url
     postgres.drop_database(url)
 
 
 @pytest.fixture
-def database_url(postgres: Postgres) -> Iterator[str]:
-    """A fresh database at migration head."""
-    url = postgres.create_database(migrated=True)
-    yield url
-    postgres.drop_database(url)
+def _test_database(postgres: Postgres) -> Iterator[str]:
+    name = Postgres.database_of(postgres.create_database(migrated=True))
+    yield name
+    postgres.drop_database(postgres.url(name))
+
+
+@pytest.fixture
+def database_url(postgres: Postgres, _test_database: str) -> str:
+    """A fresh database at migration head, as the app role (what the services connect as:
+    rows only, no DDL, a statement timeout)."""
+    return postgres.url(_test_database, Postgres.APP)
+
+
+@pytest.fixture
+def database_owner_url(postgres: Postgres, _test_database: str) -> str:
+    """The same database as `database_url`, as the owner role (migrations, backup, restore)."""
+    return postgres.url(_test_database, Postgres.OWNER)
 
 
 @pytest.fixture

@@ -19,9 +19,14 @@ from mi_testing.processes import free_port
 
 
 class Postgres:
-    """A throwaway Postgres 16 cluster (pgserver) reachable over its Unix socket."""
+    """A throwaway Postgres 16 cluster (pgserver) reachable over its Unix socket, with the
+    stack's roles (infra/postgres/roles.psql): tests connect as the app role, as the services
+    do, and migrate as the owner role, as `inv db.migrate` does; the superuser only sets up."""
 
     TEMPLATE = "mi_template"
+    SUPERUSER = "postgres"
+    OWNER = "mi_owner"
+    APP = "mi_app"
 
     def __init__(self, root: Path) -> None:
         with warnings.catch_warnings():
@@ -37,9 +42,10 @@ class Postgres:
         self._template_ready = False
         self._lock = threading.Lock()
 
-    def url(self, database: str = "postgres") -> str:
-        """A SQLAlchemy URL of `database` (libpq_url() gives the psycopg form)."""
-        return f"postgresql+psycopg://postgres@/{database}?host={self.socket_dir}"
+    def url(self, database: str = "postgres", user: str = SUPERUSER) -> str:
+        """A SQLAlchemy URL of `database` as `user` (libpq_url() gives the psycopg form). The
+        socket trusts every role: the roles' passwords are not needed here."""
+        return f"postgresql+psycopg://{user}@/{database}?host={self.socket_dir}"
 
     def _admin(self, sql: str) -> None:
         import psycopg
@@ -47,29 +53,42 @@ class Postgres:
         with psycopg.connect(libpq_url(self.url()), autocommit=True) as conn:
             conn.execute(sql.encode())  # identifiers are generated, never user input
 
-    def create_database(self, *, migrated: bool) -> str:
-        """A new empty database, or one at migration head when `migrated`; returns its URL."""
+    def create_database(self, *, migrated: bool, user: str = APP) -> str:
+        """A new database owned by the owner role, empty or at migration head when `migrated`;
+        returns its URL as `user` (the app role unless told otherwise)."""
         name = f"test_{uuid.uuid4().hex[:12]}"
-        if migrated:
-            self._ensure_template()
-            self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.TEMPLATE}"')
-        else:
-            self._admin(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+        self._ensure_template()
+        template = f' TEMPLATE "{self.TEMPLATE}"' if migrated else ""
+        self._admin(f'CREATE DATABASE "{name}"{template} OWNER "{self.OWNER}"')
+        return self.url(name, user)
+
+    @staticmethod
+    def database_of(url: str) -> str:
+        return url.split("/", 3)[3].split("?", 1)[0]
 
     def drop_database(self, url: str) -> None:
-        name = url.split("/", 3)[3].split("?", 1)[0]
-        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._admin(f'DROP DATABASE IF EXISTS "{self.database_of(url)}" WITH (FORCE)')
 
     def _ensure_template(self) -> None:
         with self._lock:
             if self._template_ready:
                 return
             from meetings import migrations
+            from ops import postgres_roles
 
             self._admin(f'DROP DATABASE IF EXISTS "{self.TEMPLATE}" WITH (FORCE)')
-            self._admin(f'CREATE DATABASE "{self.TEMPLATE}"')
-            migrations.upgrade(self.url(self.TEMPLATE))
+            # The roles, pgvector and the app's default rights in template1, and the template
+            # database owned by the owner role: what every runtime's Postgres has.
+            roles = {
+                "POSTGRES_OWNER_USER": self.OWNER,
+                "POSTGRES_OWNER_PASSWORD": uuid.uuid4().hex,
+                "POSTGRES_APP_USER": self.APP,
+                "POSTGRES_APP_PASSWORD": uuid.uuid4().hex,
+                "POSTGRES_DB": self.TEMPLATE,
+                "POSTGRES_APP_STATEMENT_TIMEOUT": "30s",
+            }
+            postgres_roles.apply(roles, {"PGHOST": self.socket_dir, "PGUSER": self.SUPERUSER})
+            migrations.upgrade(self.url(self.TEMPLATE, self.OWNER))
             self._template_ready = True
 
     def stop(self) -> None:

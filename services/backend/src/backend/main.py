@@ -22,7 +22,7 @@ from backend.services.meaning import QueryEmbedder
 from backend.services.task_queue import make_client
 from backend.web import install_web
 from backend.web.auth import require_api_auth
-from common import multiprocess
+from common import multiprocess, service_auth
 from common.logging import configure_logging
 from common.metrics import PrometheusMiddleware
 from meetings.session import async_engine, async_sessions
@@ -69,7 +69,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         socket_connect_timeout=2,
         socket_timeout=2,
     )
-    app.state.http = httpx.AsyncClient(timeout=2.0)
+    # Only ever sent to the llm service (embeddings, answers, its health).
+    token = settings.service_token.get_secret_value()
+    app.state.http = httpx.AsyncClient(
+        timeout=2.0, headers={service_auth.HEADER: token} if token else None
+    )
     app.state.embedder = QueryEmbedder(app.state.http, settings.llm_url)
     app.state.whisper_channel = aio.insecure_channel(settings.whisper_url)
     app.state.task_queue = make_client(settings.redis_url, timeout_s=settings.enqueue_timeout_s)
@@ -91,19 +95,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: BackendSettings | None = None) -> FastAPI:
     """Build the app; settings are read from the environment at startup when not given."""
+    endpoint, environment = (
+        (settings.otel_exporter_otlp_endpoint, settings.app_env)
+        if settings is not None
+        else tracing.endpoint_from_env()
+    )
+    prod = environment == "prod"
     app = FastAPI(
         title="Meeting Intelligence API",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         telemetry=tracing.TELEMETRY,
+        # The interactive docs load Swagger UI and ReDoc from a CDN and map the whole API for
+        # anyone: dev and staging only. prod serves neither, nor the schema.
+        docs_url=None if prod else "/docs",
+        redoc_url=None if prod else "/redoc",
+        openapi_url=None if prod else "/openapi.json",
     )
     app.state.settings = settings
-    endpoint, environment = (
-        (settings.otel_exporter_otlp_endpoint, settings.app_env)
-        if settings is not None
-        else tracing.endpoint_from_env()
-    )
     tracing.instrument(endpoint, environment)
     app.add_middleware(PrometheusMiddleware, service=SERVICE_NAME)
     install_error_handlers(app)

@@ -18,10 +18,21 @@ import datetime as dt
 import httpx
 from pydantic import ValidationError
 
+from common import service_auth
 from llm_service.schemas import AnalyzeResponse, EmbedResponse
 
 # Statuses a later retry can cure: a timeout, "too early", rate limiting, server trouble.
 _TRANSIENT = frozenset({408, 425, 429})
+
+
+def _refuse_credential(reply: httpx.Response) -> None:
+    """A 401 is this deployment's configuration, not the transcript's fault: transient, and
+    named, so that fixing SERVICE_TOKEN and retrying works."""
+    if reply.status_code == 401:
+        raise LLMUnavailableError(
+            f"llm refused the service credential ({_detail(reply)}): give this process the "
+            "same SERVICE_TOKEN as llm"
+        )
 
 
 class LLMError(Exception):
@@ -52,11 +63,19 @@ def _detail(reply: httpx.Response) -> str:
 class LLMClient:
     """`POST /v1/analyze` with one connection pool; `timeout` bounds each analysis."""
 
-    def __init__(self, base_url: str, *, timeout: float, http: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        http: httpx.Client | None = None,
+        token: str = "",
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.url = f"{self.base_url}/v1/analyze"
         self.timeout = timeout
-        self._http = http or httpx.Client()
+        # The service credential (SERVICE_TOKEN), on every request when set.
+        self._http = http or httpx.Client(headers={service_auth.HEADER: token} if token else None)
         self._owns_http = http is None
 
     def analyze(
@@ -81,6 +100,7 @@ class LLMClient:
             raise LLMUnavailableError(f"llm unreachable at {self.url}: {exc}") from exc
         if reply.status_code in _TRANSIENT or reply.status_code >= 500:
             raise LLMUnavailableError(f"llm answered {reply.status_code}: {_detail(reply)}")
+        _refuse_credential(reply)
         if reply.status_code >= 400:
             raise AnalysisRejectedError(
                 f"llm rejected the transcript ({reply.status_code}): {_detail(reply)}"
@@ -107,6 +127,7 @@ class LLMClient:
             raise EmbeddingsUnavailableError(_detail(reply))
         if reply.status_code in _TRANSIENT or reply.status_code >= 500:
             raise LLMUnavailableError(f"llm answered {reply.status_code}: {_detail(reply)}")
+        _refuse_credential(reply)
         if reply.status_code >= 400:
             raise AnalysisRejectedError(
                 f"llm refused the texts ({reply.status_code}): {_detail(reply)}"

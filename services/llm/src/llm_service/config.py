@@ -9,7 +9,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.environments import DEV_PORTS
-from common.settings import ServiceSettings
+from common.settings import ServerSettings
 
 SERVICE_NAME = "llm"
 
@@ -19,7 +19,7 @@ LOCAL_MODEL = "local"
 the name (llama.cpp ignores it); responses and /v1/engines name the GGUF file instead."""
 
 
-class LLMSettings(ServiceSettings):
+class LLMSettings(ServerSettings):
     """Every key is read from the environment variable of the same name, upper-cased."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -95,6 +95,14 @@ class LLMSettings(ServiceSettings):
     )
     ollama_retries: int = Field(
         default=2, ge=0, le=10, description="Extra attempts after a failed or invalid Ollama reply."
+    )
+    llm_max_request_mb: float = Field(
+        default=4,
+        gt=0,
+        le=256,
+        description="Largest request body, in MB, refused with 413 before it is parsed. A "
+        "transcript at LLM_MAX_CHARS is at most 1.2 MB of JSON even with every character "
+        "escaped; the rest is room for embedding batches.",
     )
     llm_max_chars: int = Field(
         default=200_000, ge=1, description="Longest transcript accepted; longer ones get a 422."

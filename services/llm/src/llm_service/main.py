@@ -26,6 +26,7 @@ from llm_service.engines.extractive import ExtractiveEngine
 from llm_service.engines.ollama import OllamaClient, OllamaEngine
 from llm_service.engines.openai import OpenAIClient, OpenAIEngine
 from llm_service.engines.selection import EngineSelector
+from llm_service.guards import BodyLimit, ServiceTokenGuard
 
 log = logging.getLogger(__name__)
 
@@ -99,16 +100,26 @@ def create_app(
                 log.warning("%s", exc)
             yield
 
+    prod = settings.app_env == "prod"
     app = FastAPI(
         title="llm service",
         summary="Summary, action items and topics of meeting transcripts.",
         version=_version(),
         lifespan=lifespan,
         telemetry=TelemetryConfig(exclude=tracing.untraced, metrics=False, logs=False),
+        # Interactive docs in dev and staging (behind the service credential); none in prod.
+        docs_url=None if prod else "/docs",
+        redoc_url=None if prod else "/redoc",
+        openapi_url=None if prod else "/openapi.json",
     )
     # FastAPI traces each request itself once a tracer provider is installed.
     tracing.setup(SERVICE_NAME, settings.otel_exporter_otlp_endpoint, settings.app_env)
     app.add_middleware(PrometheusMiddleware, service=SERVICE_NAME)
+    # Added last, so they run first: the credential, then the size, then everything else.
+    app.add_middleware(BodyLimit, max_bytes=int(settings.llm_max_request_mb * 1024 * 1024))
+    token = settings.service_token.get_secret_value()
+    if token:
+        app.add_middleware(ServiceTokenGuard, token=token)
     app.add_exception_handler(EngineError, _engine_error)
     app.include_router(analysis.router)
     app.include_router(embeddings.router)

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import grpc
 
+from common import service_auth
 from whisper_service.proto.whisper.v1 import transcriber_pb2 as pb
 from whisper_service.proto.whisper.v1 import transcriber_pb2_grpc as pb_grpc
 
@@ -133,8 +134,11 @@ class WhisperClient:
         *,
         retry: RetryPolicy | None = None,
         chunk_bytes: int = CHUNK_BYTES,
+        token: str = "",
     ) -> None:
         self.target = target
+        # The service credential (SERVICE_TOKEN), sent with every call when set.
+        self._metadata = ((service_auth.HEADER, token),) if token else ()
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.chunk_bytes = chunk_bytes
@@ -187,9 +191,14 @@ class WhisperClient:
         def call() -> pb.TranscribeResponse:
             requests = self._requests(file, options)
             if on_progress is None:
-                return self._stub.Transcribe(requests, timeout=self.timeout)
+                return self._stub.Transcribe(
+                    requests, timeout=self.timeout, metadata=self._metadata
+                )
             return self._follow(
-                self._stub.TranscribeWithProgress(requests, timeout=self.timeout), on_progress
+                self._stub.TranscribeWithProgress(
+                    requests, timeout=self.timeout, metadata=self._metadata
+                ),
+                on_progress,
             )
 
         response = self._with_retries(call, f"transcribing {file.name}")
@@ -217,7 +226,7 @@ class WhisperClient:
 
         def call() -> pb.EngineInfo:
             return self._stub.GetEngineInfo(
-                pb.GetEngineInfoRequest(), timeout=min(self.timeout, 10)
+                pb.GetEngineInfoRequest(), timeout=min(self.timeout, 10), metadata=self._metadata
             )
 
         info = self._with_retries(call, "asking for engine info")
@@ -247,7 +256,7 @@ class WhisperClient:
                 return call()
             except grpc.RpcError as exc:
                 code, details = _status(exc)
-                delay = next(delays, None) if code == grpc.StatusCode.UNAVAILABLE else None
+                delay = next(delays, None) if _transient(code, details) else None
                 if delay is None:
                     raise self._translate(code, details, what, attempt) from exc
                 log.warning(
@@ -264,6 +273,15 @@ class WhisperClient:
         self, code: grpc.StatusCode | None, details: str, what: str, attempts: int
     ) -> WhisperError:
         name = code.name if code is not None else "UNKNOWN"
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return WhisperUnavailableError(
+                f"{what}: whisper at {self.target} refused the service credential: {details} "
+                "(give this process the same SERVICE_TOKEN as whisper)"
+            )
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _transient(code, details):
+            return WhisperUnavailableError(
+                f"{what}: whisper at {self.target} busy after {attempts} attempts: {details}"
+            )
         if code in _REJECTED:
             return AudioRejectedError(details or name)
         if code == grpc.StatusCode.UNAVAILABLE:
@@ -294,6 +312,16 @@ def _transcript(response: pb.TranscribeResponse) -> Transcript:
         ],
         language_probability=response.language_probability,
     )
+
+
+# What grpc's server answers over its maximum_concurrent_rpcs: busy now, not a bad request.
+_CONCURRENCY_LIMIT = "Concurrent RPC limit exceeded"
+
+
+def _transient(code: grpc.StatusCode | None, details: str) -> bool:
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return True
+    return code == grpc.StatusCode.RESOURCE_EXHAUSTED and _CONCURRENCY_LIMIT in details
 
 
 def _status(exc: grpc.RpcError) -> tuple[grpc.StatusCode | None, str]:

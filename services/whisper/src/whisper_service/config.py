@@ -10,7 +10,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from common.environments import DEV_PORTS
-from common.settings import ServiceSettings
+from common.settings import ServerSettings
 
 EngineName = Literal["auto", "faster-whisper", "pocketsphinx"]
 Device = Literal["cpu", "cuda"]
@@ -33,7 +33,7 @@ PortOrZero = Annotated[int, Field(ge=0, le=65535)]
 SERVICE_NAME = "whisper"
 
 
-class WhisperSettings(ServiceSettings):
+class WhisperSettings(ServerSettings):
     """Every key is the upper-case env var name in `validation_alias` (the names users see)."""
 
     # Field names stay short in code; the env var names carry the WHISPER_ prefix. A class-wide

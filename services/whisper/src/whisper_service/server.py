@@ -1,4 +1,5 @@
-"""The gRPC server: Transcriber, the standard health service, reflection and metrics.
+"""The gRPC server: Transcriber, the standard health service, reflection (not in prod) and
+metrics; with SERVICE_TOKEN set, every RPC but health must carry it (auth.py).
 
 Life cycle: `start()` listens at once with health NOT_SERVING, `load_engine()` loads the
 speech engine and flips health to SERVING, `stop(grace)` flips it back to NOT_SERVING, refuses
@@ -17,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from whisper_service import engines, tracing
+from whisper_service.auth import TokenInterceptor
 from whisper_service.config import WhisperSettings
 from whisper_service.engines import Engine
 from whisper_service.metrics import Metrics
@@ -51,12 +53,19 @@ class WhisperServer:
         # The servicer starts out SERVING for ""; nothing is served until the engine is loaded.
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.servicer = TranscriberServicer(settings, self.metrics)
-        self._executor = ThreadPoolExecutor(
-            max_workers=settings.workers * 2 + _EXTRA_THREADS, thread_name_prefix="grpc"
-        )
+        threads = settings.workers * 2 + _EXTRA_THREADS
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc")
+        interceptors = tracing.server_interceptors(GRPC_SERVICE_NAME)
+        token = settings.service_token.get_secret_value()
+        if token:
+            interceptors.append(TokenInterceptor(token))
         self.grpc = grpc.server(
             self._executor,
-            interceptors=tracing.server_interceptors(GRPC_SERVICE_NAME),
+            interceptors=interceptors,
+            # Each RPC holds a pool thread; past the pool gRPC would queue calls in memory
+            # without bound (streamed uploads spool to disk meanwhile). Over the cap a call
+            # fails at once with RESOURCE_EXHAUSTED, which the client retries with backoff.
+            maximum_concurrent_rpcs=threads,
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 # Keep connections from idle clients (the worker) alive through proxies.
@@ -66,9 +75,13 @@ class WhisperServer:
         )
         transcriber_pb2_grpc.add_TranscriberServicer_to_server(self.servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
-        reflection.enable_server_reflection(
-            (GRPC_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
-        )
+        self.reflection = settings.app_env != "prod"
+        if self.reflection:
+            # A map of the API for grpcurl in dev and staging (behind the token there); prod
+            # tells a stranger nothing about its methods.
+            reflection.enable_server_reflection(
+                (GRPC_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
+            )
         self.port = 0
         self.metrics_port = 0
         self._stop_lock = threading.Lock()

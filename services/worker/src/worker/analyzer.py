@@ -34,8 +34,8 @@ class Analyzer(Protocol):
 
 
 class LLMAnalyzer:
-    def __init__(self, base_url: str, *, timeout: float) -> None:
-        self.client = LLMClient(base_url, timeout=timeout)
+    def __init__(self, base_url: str, *, timeout: float, token: str = "") -> None:
+        self.client = LLMClient(base_url, timeout=timeout, token=token)
 
     def analyze(
         self, text: str, *, language: str | None, reference_date: dt.date | None

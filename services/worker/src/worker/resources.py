@@ -41,13 +41,18 @@ class Resources:
                 self.settings.whisper_url,
                 timeout=self.settings.whisper_timeout,
                 attempts=self.settings.whisper_retry_attempts,
+                token=self.settings.service_token.get_secret_value(),
             )
         return self._transcriber
 
     @property
     def analyzer(self) -> Analyzer:
         if self._analyzer is None:
-            self._analyzer = LLMAnalyzer(self.settings.llm_url, timeout=self.settings.llm_timeout)
+            self._analyzer = LLMAnalyzer(
+                self.settings.llm_url,
+                timeout=self.settings.llm_timeout,
+                token=self.settings.service_token.get_secret_value(),
+            )
         return self._analyzer
 
     def close(self) -> None:

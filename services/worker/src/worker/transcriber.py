@@ -48,11 +48,13 @@ class Transcriber(Protocol):
 
 
 class WhisperTranscriber:
-    def __init__(self, target: str, *, timeout: float, attempts: int) -> None:
+    def __init__(self, target: str, *, timeout: float, attempts: int, token: str = "") -> None:
         self.target = target
         # The client retries UNAVAILABLE quickly (a restarting server); the task's own,
         # slower retries cover longer outages.
-        self.client = WhisperClient(target, timeout=timeout, retry=RetryPolicy(attempts=attempts))
+        self.client = WhisperClient(
+            target, timeout=timeout, retry=RetryPolicy(attempts=attempts), token=token
+        )
 
     def transcribe(
         self, path: Path, *, vocabulary: str | None = None, on_progress: OnProgress | None = None

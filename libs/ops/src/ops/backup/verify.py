@@ -86,7 +86,10 @@ def restore_into(target: StackData, database: str, dump: Path) -> None:
     with PsqlSession(target.endpoint, "postgres") as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {ident(database)} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {ident(database)}")
-    args = ["--no-owner", "--no-acl", "--exit-on-error"]
+    # --no-comments: the dump's only comment is pgvector's own, which only the extension's
+    # owner (the superuser) may set; the owner role restores, and the extension is already
+    # there (template1 carries it, infra/postgres/roles.psql).
+    args = ["--no-owner", "--no-acl", "--no-comments", "--exit-on-error"]
     with dump.open("rb") as fh:
         if target.endpoint.restore_input():
             run_tool(

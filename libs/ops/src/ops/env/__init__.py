@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops import console, durable
@@ -27,12 +27,14 @@ class SetupReport:
     replaced: list[str]
     generated: list[str]
     kept: list[str]
+    updated: list[str] = field(default_factory=list)
 
     def show(self) -> None:
         console.say(f"{'created' if self.created else 'updated'} {self.path} (mode 0600)")
         for label, keys in [
             ("added", self.added),
             ("replaced (--force)", self.replaced),
+            ("updated (an older release's default)", self.updated),
             ("generated secrets", self.generated),
         ]:
             if keys:
@@ -56,15 +58,17 @@ def setup(env: Environment, *, force: bool = False) -> SetupReport:
     values: dict[str, str] = {}
     added: list[str] = []
     replaced: list[str] = []
+    updated: list[str] = []
     generated: list[str] = []
     kept: list[str] = []
     for key in schema.all_keys():
-        if key in existing and not force:
+        outdated = existing.get(key) in schema.FORMER_DEFAULTS.get(key, ())
+        if key in existing and not force and not outdated:
             values[key] = existing[key]
             kept.append(key)
             continue
         values[key] = generate_secret() if key in secret_keys else defaults[key]
-        (replaced if key in existing else added).append(key)
+        (updated if outdated and not force else replaced if key in existing else added).append(key)
         if key in secret_keys:
             generated.append(key)
     unknown = {k: v for k, v in existing.items() if k not in values}
@@ -72,7 +76,7 @@ def setup(env: Environment, *, force: bool = False) -> SetupReport:
     text = file.render(env.name, values, unknown)
     path.parent.mkdir(parents=True, exist_ok=True)
     durable.write_atomically(path, text)
-    return SetupReport(path, not existing, added, replaced, generated, kept)
+    return SetupReport(path, not existing, added, replaced, generated, kept, updated)
 
 
 def check(env: Environment, *, probe: bool = True) -> list[Problem]:
@@ -115,6 +119,7 @@ def check(env: Environment, *, probe: bool = True) -> list[Problem]:
                 Problem(f"{key}={shown!r}: {error['msg']}", result.lines.get(key or ""), key)
             )
 
+    problems += _role_problems(values, result.lines)
     if probe and not problems and values.get("MEDIA_STORE") == "s3":
         problems += _store_problems(env, values)
 
@@ -134,6 +139,29 @@ def check(env: Environment, *, probe: bool = True) -> list[Problem]:
                 Problem(f"{path.name} is readable by others (mode {mode:o}): chmod 600 {path.name}")
             )
     return problems
+
+
+def _role_problems(values: dict[str, str], lines: dict[str, int]) -> list[Problem]:
+    """The services must not connect as the superuser or the owner (least privilege)."""
+    from urllib.parse import unquote, urlsplit
+
+    url = values.get("DATABASE_URL", "")
+    try:
+        user = unquote(urlsplit(url).username or "")
+    except ValueError:
+        return []  # not a URL: the schema's own validation says so
+    for key in ("POSTGRES_USER", "POSTGRES_OWNER_USER"):
+        if user and user == values.get(key):
+            return [
+                Problem(
+                    f"DATABASE_URL connects as {user} ({key}), which may change the schema: "
+                    "the services connect as POSTGRES_APP_USER (`inv env.setup` writes "
+                    "the default URL when the old one was generated)",
+                    lines.get("DATABASE_URL"),
+                    "DATABASE_URL",
+                )
+            ]
+    return []
 
 
 def _store_problems(env: Environment, values: dict[str, str]) -> list[Problem]:
@@ -201,9 +229,15 @@ def prepare(env: Environment) -> dict[str, str]:
     elif not env.protected:
         # A newer template may have added keys: complete dev's file, never overwriting.
         scanned = file.scan(path)
-        if not scanned.problems and set(schema.all_keys()) - set(scanned.values):
+        outdated = [
+            key
+            for key, former in schema.FORMER_DEFAULTS.items()
+            if scanned.values.get(key) in former
+        ]
+        if not scanned.problems and (set(schema.all_keys()) - set(scanned.values) or outdated):
             report = setup(env)
-            console.say(f"added {', '.join(report.added)} to {path.name}")
+            changed = [*report.added, *report.updated]
+            console.say(f"added or updated {', '.join(changed)} in {path.name}")
     require_valid(env)
     return env.values()
 

@@ -69,6 +69,11 @@ class StackSettings(BaseSettings):
         description="Port of the API (http://BACKEND_HOST:BACKEND_PORT/docs).",
     )
     api_token: SecretStr = secret("Bearer token for /api/*: `Authorization: Bearer $API_TOKEN`.")
+    service_token: SecretStr = secret(
+        "Service credential: whisper and llm answer only calls carrying it (x-service-token), "
+        "which backend and worker send; staging and prod refuse to start without it "
+        "(common.service_auth.REQUIRED_IN)."
+    )
     media_store: Literal["local", "s3"] = Field(
         "local",
         description="Where recordings are stored: local (MEDIA_DIR, one machine) or s3 (a "
@@ -118,12 +123,38 @@ class StackSettings(BaseSettings):
         DEV_PORTS["POSTGRES_PORT"],
         description="Postgres port (the local runtime starts its own server here).",
     )
-    postgres_user: str = Field("mi", description="Postgres role the services use.")
+    postgres_user: str = Field(
+        "mi",
+        description="The cluster's superuser (the local runtime's initdb, the compose image): "
+        "creates the two roles below (infra/postgres/roles.psql), nothing connects as it.",
+    )
     postgres_password: SecretStr = secret("Password of POSTGRES_USER.")
+    postgres_owner_user: str = Field(
+        "mi_owner",
+        description="Role that owns the database and its tables: migrations, backup and "
+        "restore connect as it (not a superuser).",
+    )
+    postgres_owner_password: SecretStr = secret("Password of POSTGRES_OWNER_USER.")
+    postgres_app_user: str = Field(
+        "mi_app",
+        description="Role the services connect as: reads and writes rows, owns nothing, no DDL.",
+    )
+    postgres_app_password: SecretStr = secret("Password of POSTGRES_APP_USER.")
+    postgres_app_statement_timeout: str = Field(
+        "30s",
+        pattern=r"^[1-9][0-9]*(ms|s|min)$",
+        description="Longest statement the app role may run (Postgres units: ms, s, min). The "
+        "API's and the worker's statements take well under a second; a runaway or injected "
+        "query is cancelled instead of holding a connection and its locks.",
+    )
     postgres_db: str = Field("meetings", description="Database name.")
     database_url: str = Field(
-        "postgresql+psycopg://${POSTGRES_USER}:${POSTGRES_PASSWORD}@${POSTGRES_HOST}:${POSTGRES_PORT}/${POSTGRES_DB}",
-        description="SQLAlchemy URL; built from the POSTGRES_* keys above.",
+        "postgresql+psycopg://${POSTGRES_APP_USER}:${POSTGRES_APP_PASSWORD}@${POSTGRES_HOST}:${POSTGRES_PORT}/${POSTGRES_DB}",
+        description="SQLAlchemy URL the services use (the app role); built from the keys above.",
+    )
+    database_owner_url: str = Field(
+        "postgresql+psycopg://${POSTGRES_OWNER_USER}:${POSTGRES_OWNER_PASSWORD}@${POSTGRES_HOST}:${POSTGRES_PORT}/${POSTGRES_DB}",
+        description="SQLAlchemy URL of the owner role: `inv db.*`, `inv backup*`, the migrate job.",
     )
 
     # redis
@@ -285,6 +316,18 @@ class StackSettings(BaseSettings):
             raise ValueError(f"{value!r} is not a host name or address")
         return value
 
+
+FORMER_DEFAULTS: dict[str, frozenset[str]] = {
+    # Before the app role existed the services connected as the superuser; `env.setup`
+    # replaces this value (a hand-written URL is kept, and `env.check` judges it).
+    "DATABASE_URL": frozenset(
+        {
+            "postgresql+psycopg://${POSTGRES_USER}:${POSTGRES_PASSWORD}@${POSTGRES_HOST}:"
+            "${POSTGRES_PORT}/${POSTGRES_DB}"
+        }
+    ),
+}
+"""Generated values of older releases that `env.setup` updates like missing keys."""
 
 # Each service registers its settings class under this entry-point group (in its own
 # pyproject.toml): its keys that are not above are optional tuning knobs whose defaults live

@@ -21,6 +21,10 @@ from recordings import MediaStore, RecordingWriter, StoreUnavailableError
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
+MAX_PARTS = 16
+"""Parts per form: the file and the few text fields the API reads (title, vocabulary, ...),
+with room to spare. Unbounded, a body of tiny fields costs parsing and memory per field."""
+# A part's headers are bounded by python-multipart itself (at most 8, each of bounded size).
 """Text fields (title) are tiny; anything bigger is a malformed or hostile request."""
 MULTIPART_OVERHEAD = 64 * 1024
 """Headroom above the file limit for boundaries and text fields in a Content-Length check."""
@@ -57,6 +61,7 @@ class _UploadReceiver:
 
     def __init__(self) -> None:
         self.part = _Part()
+        self.parts = 0
         self._header_name = b""
         self._header_value = b""
         self.file_chunks: list[bytes] = []
@@ -67,6 +72,13 @@ class _UploadReceiver:
 
     # --- python-multipart callbacks (sync, called from parser.write) -----------------
     def on_part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise UploadError(
+                422,
+                f"Too many form fields (max {MAX_PARTS}): send the `{FILE_FIELD}` part and "
+                "the few text fields the API reads (title, vocabulary). Nothing was stored.",
+            )
         self.part = _Part()
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:

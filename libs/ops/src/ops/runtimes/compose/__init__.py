@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ops import project
@@ -53,6 +55,19 @@ def project_name(env: str) -> str:
 
 def overlay_file(env: str) -> str:
     return f"infra/compose/compose.{env}.yaml"
+
+
+TLS_KEY = Path("infra/nginx/certs/privkey.pem")
+
+
+def compose_environment() -> dict[str, str]:
+    """The shell's environment, plus the group prod's nginx reads its TLS key through (it
+    runs without CAP_DAC_OVERRIDE): the key file's own, unless TLS_KEY_GID is set."""
+    env = dict(os.environ)
+    key = project.root() / TLS_KEY
+    if "TLS_KEY_GID" not in env and key.exists():
+        env["TLS_KEY_GID"] = str(key.stat().st_gid)
+    return env
 
 
 def compose_argv(
@@ -257,7 +272,7 @@ class ComposeRuntime:
 
         values = self.env.values()
         prefix = self.argv([])
-        endpoint = ComposeEndpoint(prefix, values["POSTGRES_USER"], values["POSTGRES_DB"])
+        endpoint = ComposeEndpoint(prefix, values["POSTGRES_OWNER_USER"], values["POSTGRES_DB"])
         # A bucket is reached from here (an external store, or the stack's own as published on
         # OBJECTSTORE_PORT); the media volume through a container.
         media: MediaStore = media_for(values) or ComposeMedia(prefix)
@@ -320,7 +335,12 @@ class ComposeRuntime:
         env = self.env
         argv = self.argv(command, profiles=profiles)
         proc = subprocess.run(
-            argv, cwd=project.root(), capture_output=capture, text=True, check=False
+            argv,
+            cwd=project.root(),
+            capture_output=capture,
+            text=True,
+            check=False,
+            env=compose_environment(),
         )
         if proc.returncode != 0:
             detail = (proc.stderr or "").strip().splitlines()[-1:] if capture else []

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ops import binaries, console
+from ops import binaries, console, durable
 from ops.environment import Environment
 from ops.errors import OpsError
 from ops.runtimes.base import MediaStore, ServiceState, StackData
@@ -48,9 +48,35 @@ PRIORITY = {
 }
 
 
+SECRETS_OF: dict[str, tuple[str, ...]] = {
+    "whisper": ("SERVICE_TOKEN",),
+    "llm": ("SERVICE_TOKEN", "OPENAI_API_KEY"),
+    "backend": ("API_TOKEN", "SERVICE_TOKEN", "DATABASE_URL", "REDIS_URL", "S3_SECRET_ACCESS_KEY"),
+    "worker": ("SERVICE_TOKEN", "DATABASE_URL", "REDIS_URL", "S3_SECRET_ACCESS_KEY"),
+}
+"""The secrets each service reads: only these reach its process (compose does the same per
+service). Postgres and Redis read theirs from files; llama.cpp and Ollama need none."""
+# URLs that carry a password are secrets too.
+_SECRET_URLS = ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL")
+
+
+def secret_keys() -> set[str]:
+    """Every key of the env file that holds a credential (generated or not)."""
+    from pydantic import SecretStr
+
+    from ops.env import schema
+
+    fields = schema.StackSettings.model_fields.items()
+    return {name.upper() for name, f in fields if isinstance(f.default, SecretStr)} | {
+        *_SECRET_URLS
+    }
+
+
 def process_env(env: Environment, values: Mapping[str, str]) -> dict[str, str]:
-    """What supervisord and so every service inherits."""
-    inherited = {**os.environ, **values}
+    """What supervisord and so every service inherits: the settings without any secret
+    (each program gets its own in `programs`), even one the shell exported."""
+    hidden = secret_keys()
+    inherited = {k: v for k, v in {**os.environ, **values}.items() if k not in hidden}
     inherited["MEDIA_DIR"] = str(env.path(values["MEDIA_DIR"]))
     inherited["WHISPER_MODEL_DIR"] = str(env.path(values["WHISPER_MODEL_DIR"]))
     for key in ("LLM_MODEL_DIR", "EMBEDDINGS_MODEL_DIR"):
@@ -58,6 +84,10 @@ def process_env(env: Environment, values: Mapping[str, str]) -> dict[str, str]:
             inherited[key] = str(env.path(values[key]))
     inherited["PYTHONUNBUFFERED"] = "1"
     return inherited
+
+
+def secrets_of(service: str, values: Mapping[str, str]) -> dict[str, str]:
+    return {key: values[key] for key in SECRETS_OF[service] if values.get(key)}
 
 
 def programs(
@@ -75,11 +105,22 @@ def programs(
             int(values["REDIS_PORT"]),
             values["REDIS_PASSWORD"],
         ),
-        Program("whisper", [python, "-m", "whisper_service"], stopwaitsecs=30),
-        Program("llm", [python, "-m", "llm_service"]),
-        Program("backend", [python, "-m", "backend"]),
+        Program(
+            "whisper",
+            [python, "-m", "whisper_service"],
+            stopwaitsecs=30,
+            environment=secrets_of("whisper", values),
+        ),
+        Program("llm", [python, "-m", "llm_service"], environment=secrets_of("llm", values)),
+        Program("backend", [python, "-m", "backend"], environment=secrets_of("backend", values)),
         # The worker forks pool processes: signal the whole group so none is orphaned.
-        Program("worker", [python, "-m", "worker"], stopwaitsecs=60, killasgroup=True),
+        Program(
+            "worker",
+            [python, "-m", "worker"],
+            stopwaitsecs=60,
+            killasgroup=True,
+            environment=secrets_of("worker", values),
+        ),
     ]
     # A service that cannot start (a bad setting, a missing model) exits after its imports,
     # which take seconds on a busy machine: it must stay up this long to count as started, so
@@ -100,7 +141,7 @@ def programs(
             )
         )
     if with_monitoring:
-        found += monitoring.programs(data, values)
+        found += monitoring.programs(data, values, secrets_of("worker", values))
     return [replace(program, priority=PRIORITY[program.name]) for program in found]
 
 
@@ -132,6 +173,23 @@ def urls(values: Mapping[str, str]) -> dict[str, str]:
         "worker": "",
         **monitoring.urls(values),
     }
+
+
+def make_private(env: Environment, values: Mapping[str, str]) -> list[Path]:
+    """The environment's state (databases, recordings, logs) readable by this user only.
+
+    Directories lose every read and write bit of group and others, existing ones too (an
+    older release made them 0755); the execute bit stays where it was set, so the Postgres
+    user (root runs) can still pass through to its data directory, without listing anything.
+    Files inside are written under supervisord's umask 077.
+    """
+    paths = [env.data_dir, Layout(env.data_dir).logs, env.data_dir / "redis"]
+    if values.get("MEDIA_STORE", "local") == "local":
+        paths.append(env.path(values["MEDIA_DIR"]))
+    for path in paths:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(path.stat().st_mode & 0o7711)
+    return paths
 
 
 def _check_media(env: Environment, values: Mapping[str, str]) -> None:
@@ -214,7 +272,7 @@ class LocalRuntime:
                     f"stop what listens there (`ss -ltnp 'sport = :{port}'`) or change {key} "
                     f"in {env.env_file.name}",
                 )
-            data.mkdir(parents=True, exist_ok=True)
+            make_private(env, values)
             created = stores.initdb(
                 data / "postgres",
                 values["POSTGRES_USER"],
@@ -224,8 +282,8 @@ class LocalRuntime:
             if created:
                 console.say(f"initialised a new Postgres cluster in {data / 'postgres'}")
             inherited = process_env(env, values)
-            Path(inherited["MEDIA_DIR"]).mkdir(parents=True, exist_ok=True)
-            sup.layout.conf.write_text(render_config(sup.layout, f"mi-{env}", progs))
+            # It holds each program's secrets: readable by this user only, like the env file.
+            durable.write_atomically(sup.layout.conf, render_config(sup.layout, f"mi-{env}", progs))
             sup.start(inherited)
             (data / "env.sha256").write_text(_fingerprint(env))
 
@@ -237,16 +295,9 @@ class LocalRuntime:
         for name in [*STORES, "ollama", "llama", "whisper", "llm"]:
             if name in names:
                 sup.start_program(name)
-        stores.ensure_database(
-            values["POSTGRES_HOST"],
-            int(values["POSTGRES_PORT"]),
-            values["POSTGRES_USER"],
-            values["POSTGRES_PASSWORD"],
-            values["POSTGRES_DB"],
-            timeout=max(5.0, timeout - (time.monotonic() - started)),
-        )
+        stores.bootstrap_roles(values, timeout=max(5.0, timeout - (time.monotonic() - started)))
         db.upgrade_to_head(
-            values["DATABASE_URL"],
+            values["DATABASE_OWNER_URL"],
             "migrations",
             fix="fix the migration, then run `inv up` again (nothing else was started)",
         )
@@ -405,8 +456,10 @@ class LocalRuntime:
         from ops.runtimes.bucket import media_for
 
         values = self.env.values()
-        endpoint = LocalEndpoint(values["DATABASE_URL"])
+        # Backup and restore connect as the owner role, never as the superuser: a tampered
+        # archive then cannot reach COPY ... TO PROGRAM.
+        endpoint = LocalEndpoint(values["DATABASE_OWNER_URL"])
         media: MediaStore = media_for(values) or LocalMedia(self.env.path(values["MEDIA_DIR"]))
         if self.is_running():
             return StackData("local", endpoint, media, LocalApps(self.env.data_dir, values))
-        return StackData("direct", endpoint, media, NoApps(values["DATABASE_URL"]))
+        return StackData("direct", endpoint, media, NoApps(values["DATABASE_OWNER_URL"]))

@@ -19,7 +19,7 @@ from ops.runtimes.base import APPS, CLIENT_APPLICATION_NAME, Staged, safe_media_
 
 @dataclass
 class LocalEndpoint:
-    """Client binaries on this machine, connected with the app's DATABASE_URL."""
+    """Client binaries on this machine, connected with the owner's DATABASE_OWNER_URL."""
 
     database_url: str
     database: str = field(init=False)
@@ -33,7 +33,8 @@ class LocalEndpoint:
             params = conninfo_to_dict(libpq_url(self.database_url))
         except Exception as exc:
             raise OpsError(
-                f"DATABASE_URL is not a Postgres URL: {exc}", "fix DATABASE_URL in .env.<env>"
+                f"the database URL is not a Postgres URL: {exc}",
+                "fix DATABASE_OWNER_URL in .env.<env>",
             ) from None
         self.database = str(params.get("dbname") or params.get("user") or "postgres")
         self.user = str(params.get("user") or "")
@@ -103,7 +104,7 @@ class LocalMedia:
 
     def restore_dir(self, scratch: Path) -> Path:
         target = self._sibling("restore")
-        target.mkdir(mode=0o755, parents=True)
+        target.mkdir(mode=0o700, parents=True)  # becomes MEDIA_DIR: private, as `inv up` makes it
         return target
 
     def swap_in(self, restored: Path) -> LocalSwap:
@@ -171,7 +172,7 @@ class LocalApps:
     def migrate(self) -> None:
         from ops import db
 
-        db.upgrade_to_head(self.values["DATABASE_URL"], "migrating the restored database")
+        db.upgrade_to_head(self.values["DATABASE_OWNER_URL"], "migrating the restored database")
 
     def start(self, names: Sequence[str], timeout: float) -> None:
         from ops import health

@@ -54,8 +54,11 @@ def prometheus_config(values: Mapping[str, str]) -> str:
     )
 
 
-def programs(data: Path, values: Mapping[str, str]) -> list[Program]:
-    """Flower always; Prometheus when this machine has it (else a note says how to get it)."""
+def programs(
+    data: Path, values: Mapping[str, str], worker_secrets: Mapping[str, str]
+) -> list[Program]:
+    """Flower always; Prometheus when this machine has it (else a note says how to get it).
+    Flower loads the worker's Celery app, so it gets the worker's secrets (`worker_secrets`)."""
     if importlib.util.find_spec("flower") is None:
         raise OpsError(
             "--monitoring runs Flower, which is not installed in this environment",
@@ -76,7 +79,10 @@ def programs(data: Path, values: Mapping[str, str]) -> list[Program]:
             ],
             # Flower shows task arguments and can revoke tasks: the API's token guards it
             # (user `mi`), from the environment rather than argv, which `ps` shows to all.
-            environment={"FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{values['API_TOKEN']}"},
+            environment={
+                **worker_secrets,
+                "FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{values['API_TOKEN']}",
+            },
         )
     ]
     prometheus = binaries.prometheus()

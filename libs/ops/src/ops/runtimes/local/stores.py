@@ -6,6 +6,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from ops import binaries
@@ -147,12 +148,9 @@ def redis_program(datadir: Path, host: str, port: int, password: str) -> Program
     return Program("redis", [str(binary), str(conf)])
 
 
-def ensure_database(
-    host: str, port: int, user: str, password: str, dbname: str, timeout: float = 30
-) -> None:
-    """Wait until Postgres accepts connections, then create `dbname` if it is missing."""
+def wait_until_ready(host: str, port: int, user: str, password: str, timeout: float = 30) -> None:
+    """Wait until Postgres accepts `user`'s connections."""
     import psycopg
-    from psycopg import sql
 
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -166,12 +164,7 @@ def ensure_database(
                 dbname="postgres",
                 connect_timeout=2,
                 autocommit=True,
-            ) as conn:
-                exists = conn.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
-                ).fetchone()
-                if not exists:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            ):
                 return
         except psycopg.OperationalError as exc:
             last_error = exc
@@ -180,3 +173,32 @@ def ensure_database(
         f"postgres on {host}:{port} did not accept connections within {timeout:g}s: {last_error}",
         "see the postgres log: `inv logs --service postgres`",
     )
+
+
+def ensure_database(
+    host: str, port: int, user: str, password: str, dbname: str, timeout: float = 30
+) -> None:
+    """Wait until Postgres accepts connections, then create `dbname` if it is missing."""
+    import psycopg
+    from psycopg import sql
+
+    wait_until_ready(host, port, user, password, timeout)
+    with psycopg.connect(
+        host=host, port=port, user=user, password=password, dbname="postgres", autocommit=True
+    ) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+
+
+def bootstrap_roles(values: Mapping[str, str], timeout: float = 30) -> None:
+    """Once Postgres answers: the owner and app roles and the database (roles.psql), as the
+    superuser initdb made. Every `inv up` runs it: it converges a cluster made by an older
+    release, and a changed password or statement timeout in the env file."""
+    from ops import postgres_roles
+
+    host, port = values["POSTGRES_HOST"], int(values["POSTGRES_PORT"])
+    user, password = values["POSTGRES_USER"], values["POSTGRES_PASSWORD"]
+    wait_until_ready(host, port, user, password, timeout)
+    admin = {"PGHOST": host, "PGPORT": str(port), "PGUSER": user, "PGPASSWORD": password}
+    postgres_roles.apply(values, admin)

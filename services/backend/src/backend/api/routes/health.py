@@ -1,7 +1,9 @@
-"""Liveness, readiness and Prometheus metrics (outside /api: no token needed)."""
+"""Liveness, readiness and Prometheus metrics (outside /api: no token needed; readiness
+names what fails only to a caller with the token)."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -42,9 +44,30 @@ async def ready(request: Request) -> JSONResponse:
             media_check(state.media),
         ]
     )
-    body: dict[str, Any] = {"service": SERVICE_NAME, **report.as_dict()}
+    full = report.as_dict()
+    if not _presents_api_token(request):
+        # Probes get the verdict; why a dependency fails (host names, driver errors, paths)
+        # is for the operator, who has the token.
+        full = {
+            "status": full["status"],
+            "checks": {
+                name: {"ok": check["ok"], "required": check["required"]}
+                for name, check in full["checks"].items()
+            },
+            "detail": "send `Authorization: Bearer <API_TOKEN>` to see each check's details",
+        }
+    body: dict[str, Any] = {"service": SERVICE_NAME, **full}
     code = status.HTTP_200_OK if report.ok else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body, code)
+
+
+def _presents_api_token(request: Request) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    expected: str = request.app.state.settings.api_token.get_secret_value()
+    # Constant time, as for /api: the answer's timing must not reveal the token.
+    return scheme.lower() == "bearer" and secrets.compare_digest(
+        token.strip().encode(), expected.encode()
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
