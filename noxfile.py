@@ -72,7 +72,7 @@ def tests(session: nox.Session) -> None:
     session.run(
         "pytest",
         "-m",
-        "not e2e and not observability and not objectstore",
+        "not e2e and not observability and not objectstore and not chaos",
         "--ignore=tests/infra",
         *session.posargs,
     )
