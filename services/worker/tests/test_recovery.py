@@ -119,3 +119,64 @@ def test_a_step_still_running_is_never_started_a_second_time(
     assert log.count(f"transcribed meeting {meeting_id}") == 1
     assert "queued again" not in log  # its lease kept the sweeper away
     assert count_rows("transcripts") == 1
+
+
+@pytest.mark.chaos  # ~40 s: `nox -s chaos`
+def test_a_stop_mid_transcription_finishes_the_task_and_costs_no_delivery(
+    client: httpx.Client,
+    worker_env: dict[str, str],
+    long_spoken_wav: Path,
+    redis_url: str,
+    tmp_path: Path,
+    count_rows: Callable[[str], int],
+) -> None:
+    """The local runtime's own worker program under a real supervisord, stopped the way
+    `inv down` stops it, while it transcribes."""
+    from mi_testing import free_port, subprocess_env
+    from ops.runtimes.local import worker_program
+    from ops.runtimes.local.supervisor import Layout, Supervisor, render_config
+
+    env = {**worker_env, **NO_SWEEP, "WORKER_METRICS_PORT": str(free_port())}
+    program = worker_program(env, "--concurrency=1", "--without-mingle", "--without-gossip")
+    assert program.stopwaitsecs > float(env["WORKER_TIME_LIMIT"])
+    layout = Layout(tmp_path / "supervised")
+    layout.conf.parent.mkdir()
+    layout.conf.write_text(render_config(layout, "mi-chaos", [program]))
+    sup = Supervisor(layout)
+    sup.start(subprocess_env(**env))
+    try:
+        sup.start_program("worker")
+        log = layout.log_of("worker")
+        wait_until(lambda: log.exists() and " ready." in log.read_text(), "worker ready")
+        meeting_id = upload(client, long_spoken_wav)
+        wait_for(client, meeting_id, {"transcribing"}, [], timeout=30)
+
+        sup.rpc.stopProcess("worker", False)  # SIGTERM, as `inv down` sends it
+        wait_until(
+            lambda: next(i for i in sup.info() if i["name"] == "worker")["statename"]
+            == "STOPPED",
+            "the worker to stop",
+            timeout=120,
+        )
+
+        assert f"transcribed meeting {meeting_id}" in log.read_text()  # finished, then exited
+        assert "WorkerLostError" not in log.read_text()
+        sup.start_program("worker")
+        body = wait_for(client, meeting_id, {"done", "failed"}, [], timeout=90)
+    finally:
+        sup.shutdown()
+
+    assert body["status"] == "done", body["error"]
+    assert count_rows("transcripts") == 1
+    with redis.Redis.from_url(redis_url) as broker:
+        counts = [int(broker.get(key) or 0) for key in broker.scan_iter("mi:deliveries:*")]
+    assert counts and set(counts) == {1}, counts  # every message delivered exactly once
+    assert "delivered again" not in log.read_text()
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)

@@ -56,6 +56,31 @@ def process_env(env: Environment, values: Mapping[str, str]) -> dict[str, str]:
     return inherited
 
 
+def worker_stop_seconds(values: Mapping[str, str]) -> int:
+    """How long a stop waits for the worker: its hard task time limit (the env file's
+    WORKER_TIME_LIMIT, else the worker's own default), plus a minute to exit."""
+    from ops.env import schema
+
+    limit = (
+        values.get("WORKER_TIME_LIMIT") or schema.tuning_keys()["WORKER_TIME_LIMIT"].field.default
+    )
+    return int(float(limit)) + 60
+
+
+def worker_program(values: Mapping[str, str], *extra_args: str) -> Program:
+    """The pipeline worker under supervisord. A stop sends SIGTERM to its main process only:
+    Celery's warm shutdown lets running tasks finish (pool children signalled directly would
+    die mid-task and cost their meeting a delivery), for longer than the task time limit; a
+    SIGKILL after that reaches the whole group, so no pool process is orphaned."""
+    return Program(
+        "worker",
+        [sys.executable, "-m", "worker", *extra_args],
+        stopwaitsecs=worker_stop_seconds(values),
+        killasgroup=True,
+        stopasgroup=False,
+    )
+
+
 def programs(env: Environment, values: Mapping[str, str]) -> list[Program]:
     data = env.data_dir
     python = sys.executable
@@ -72,8 +97,7 @@ def programs(env: Environment, values: Mapping[str, str]) -> list[Program]:
         Program("whisper", [python, "-m", "whisper_service"], stopwaitsecs=30),
         Program("llm", [python, "-m", "llm_service"]),
         Program("backend", [python, "-m", "backend"]),
-        # The worker forks pool processes: signal the whole group so none is orphaned.
-        Program("worker", [python, "-m", "worker"], stopwaitsecs=60, killasgroup=True),
+        worker_program(values),
     ]
     if values.get("LLM_ENGINE") == "local":
         # llama.cpp's server with the locked GGUF (`inv up` pulls it first); loading takes
@@ -321,7 +345,11 @@ class LocalRuntime:
                     f"`inv ps --env {env}` shows what runs; `inv up --env {env}` starts it",
                 )
         else:
-            sup.shutdown({i["name"]: PRIORITY[i["name"]] for i in sup.info()})
+            # As long as the worker may take to finish its running tasks (warm shutdown).
+            sup.shutdown(
+                {i["name"]: PRIORITY[i["name"]] for i in sup.info()},
+                timeout=max(90, worker_stop_seconds(env.values()) + 30),
+            )
             console.say(f"stopped the {env} stack")
         runtimes.remember(env, None)
         if volumes and data.exists():
