@@ -171,6 +171,23 @@ def s3(session: nox.Session) -> None:
 
 
 @nox.session
+def chaos(session: nox.Session) -> None:
+    """Recovery drills (not in the default sessions; ~8 minutes on two cores, loopback only):
+    the worker's (a lost task, a restore mid-pipeline, a stop mid-transcription), then 30
+    spoken meetings through `inv up --env dev` while worker, whisper, llm, backend, Redis and
+    Postgres are SIGKILLed in turn. Writes its figures to benchmarks/results/chaos.json."""
+    install_locked(session, "dev")
+    report = Path("benchmarks/results/chaos.json").resolve()
+    session.run(
+        "pytest",
+        "-m",
+        "chaos",
+        *session.posargs,
+        env={"MI_CHAOS": "1", "MI_CHAOS_REPORT": str(report)},
+    )
+
+
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy on every workspace member (configured in pyproject.toml)."""
     install_locked(session, "typecheck", "dev")
