@@ -153,8 +153,7 @@ def test_a_stop_mid_transcription_finishes_the_task_and_costs_no_delivery(
 
         sup.rpc.stopProcess("worker", False)  # SIGTERM, as `inv down` sends it
         wait_until(
-            lambda: next(i for i in sup.info() if i["name"] == "worker")["statename"]
-            == "STOPPED",
+            lambda: next(i for i in sup.info() if i["name"] == "worker")["statename"] == "STOPPED",
             "the worker to stop",
             timeout=120,
         )
