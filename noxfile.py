@@ -72,7 +72,7 @@ def tests(session: nox.Session) -> None:
     session.run(
         "pytest",
         "-m",
-        "not e2e and not observability and not objectstore",
+        "not e2e and not observability and not objectstore and not chaos",
         "--ignore=tests/infra",
         *session.posargs,
     )
@@ -172,6 +172,23 @@ def s3(session: nox.Session) -> None:
         "services/worker/tests",
         *session.posargs,
         env={"MI_MEDIA_STORE": "s3"},
+    )
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """Recovery drills (not in the default sessions; ~8 minutes on two cores, loopback only):
+    the worker's (a lost task, a restore mid-pipeline, a stop mid-transcription), then 30
+    spoken meetings through `inv up --env dev` while worker, whisper, llm, backend, Redis and
+    Postgres are SIGKILLed in turn. Writes its figures to benchmarks/results/chaos.json."""
+    install_locked(session, "dev")
+    report = Path("benchmarks/results/chaos.json").resolve()
+    session.run(
+        "pytest",
+        "-m",
+        "chaos",
+        *session.posargs,
+        env={"MI_CHAOS": "1", "MI_CHAOS_REPORT": str(report)},
     )
 
 

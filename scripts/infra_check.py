@@ -57,6 +57,7 @@ RULES = {
     "prod-restart-policy": "every long-running prod service restarts by itself",
     "prod-read-only": "services that can run read-only do so in prod",
     "log-rotation": "staging and prod logs are rotated",
+    "compose-worker-grace": "the worker's stop_grace_period outlasts its task time limit",
     "from-pinned": "every FROM image is tagged (not :latest) or pinned by digest",
     "non-root-user": "every runnable stage ends as a numeric, non-root USER",
     "image-healthcheck": "every runnable stage has a HEALTHCHECK",
@@ -433,6 +434,20 @@ def check_config(
                 add(name, "restart", "prod-restart-policy", f"one-shot {name} restarts: {restart}")
             if name in READ_ONLY_IN_PROD and not svc.get("read_only"):
                 add(name, "read_only", "prod-read-only", f"{name} must run with read_only: true")
+
+    worker = services.get("worker")
+    if worker is not None:
+        # SIGTERM lets running tasks finish (warm shutdown); a SIGKILL before the longest
+        # one ends would cost that meeting a delivery.
+        limit = _compose_worker_time_limit(worker)
+        grace = go_duration_seconds(str(worker.get("stop_grace_period") or "10s"))
+        if grace <= limit:
+            add(
+                "worker",
+                "stop_grace_period",
+                "compose-worker-grace",
+                f"stop_grace_period {grace:g}s must exceed WORKER_TIME_LIMIT {limit:g}s",
+            )
 
     for name in ("backend", "worker"):
         deps = (services.get(name) or {}).get("depends_on") or {}
@@ -853,6 +868,25 @@ def _pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
     if obj["kind"] in WORKLOAD_KINDS:
         return (spec.get("template") or {}).get("spec")
     return None
+
+
+def go_duration_seconds(text: str) -> float:
+    """Seconds in a compose duration ("1m30s", "1920s", "2h"), as compose writes them."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|ns|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def _compose_worker_time_limit(worker: dict[str, Any]) -> float:
+    """WORKER_TIME_LIMIT as the compose worker gets it: its environment, else its default."""
+    from worker.config import WorkerSettings
+
+    value = (worker.get("environment") or {}).get("WORKER_TIME_LIMIT")
+    if value:
+        return float(value)
+    return float(WorkerSettings.model_fields["worker_time_limit"].default)
 
 
 def _worker_time_limit(objects: list[dict[str, Any]], pod: dict[str, Any]) -> float:

@@ -293,6 +293,14 @@ COMPOSE_BREAKAGES = [
         PROD,
         "prod-restart-policy",
     ),
+    (
+        BASE,
+        "    stop_grace_period: 1920s",
+        "    stop_grace_period: 60s",
+        "dev",
+        BASE,
+        "compose-worker-grace",
+    ),
 ]
 
 

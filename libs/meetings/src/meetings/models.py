@@ -87,6 +87,13 @@ class Meeting(Base):
         DateTime(timezone=True), server_default=_now(), onupdate=_now()
     )
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Until when a running pipeline step holds the meeting (its start plus the hard task time
+    # limit): the worker's sweeper leaves a leased meeting alone, so it never starts a second
+    # run of a step that is still going (see worker/sweeper.py).
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How often the sweeper found the meeting stuck and queued it again; bounded, so a meeting
+    # that keeps getting stuck fails with a reason instead of looping forever.
+    recoveries: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
 
     transcript: Mapped[Transcript | None] = relationship(
         back_populates="meeting", passive_deletes=True

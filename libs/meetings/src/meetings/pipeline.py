@@ -15,6 +15,8 @@ INDEX = "meetings.index"
 EMBED = "meetings.embed"
 """After the meeting is done: its transcript chunks embedded for search by meaning (optional:
 a failure leaves the meeting done and keyword-searchable; `inv search.reindex` redoes it)."""
+SWEEP = "meetings.sweep"
+"""Periodic, sent by the workers themselves: queues again the meetings whose task was lost."""
 
 QUEUE_PIPELINE = "pipeline"
 QUEUE_TRANSCRIBE = "transcribe"
@@ -27,4 +29,5 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     ANALYZE: {"queue": QUEUE_ANALYZE},
     INDEX: {"queue": QUEUE_PIPELINE},
     EMBED: {"queue": QUEUE_ANALYZE},
+    SWEEP: {"queue": QUEUE_PIPELINE},
 }

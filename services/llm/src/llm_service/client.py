@@ -47,6 +47,32 @@ class AnalysisRejectedError(LLMError):
     """Permanent: the service refused the transcript, or replied with something unreadable."""
 
 
+class TranscriptTooLongError(AnalysisRejectedError):
+    """The transcript is longer than the service takes (its LLM_MAX_CHARS, in `max_chars`):
+    send it in parts of at most that many characters."""
+
+    def __init__(self, message: str, max_chars: int) -> None:
+        super().__init__(message)
+        self.max_chars = max_chars
+
+
+def _length_limit(reply: httpx.Response) -> int | None:
+    """The service's character limit, from its 422 for a transcript over LLM_MAX_CHARS."""
+    try:
+        errors = reply.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
+    for error in errors if isinstance(errors, list) else []:
+        if (
+            isinstance(error, dict)
+            and error.get("type") == "string_too_long"
+            and list(error.get("loc") or []) == ["body", "text"]
+        ):
+            limit = (error.get("ctx") or {}).get("max_length")
+            return int(limit) if isinstance(limit, int) and limit > 0 else None
+    return None
+
+
 class EmbeddingsUnavailableError(LLMError):
     """The service has no embedding model (503 from /v1/embed): search stays keyword-only
     until `inv models.pull` brings it."""
@@ -101,6 +127,10 @@ class LLMClient:
         if reply.status_code in _TRANSIENT or reply.status_code >= 500:
             raise LLMUnavailableError(f"llm answered {reply.status_code}: {_detail(reply)}")
         _refuse_credential(reply)
+        if reply.status_code == 422 and (limit := _length_limit(reply)) is not None:
+            raise TranscriptTooLongError(
+                f"llm takes at most {limit} characters; the transcript has {len(text)}", limit
+            )
         if reply.status_code >= 400:
             raise AnalysisRejectedError(
                 f"llm rejected the transcript ({reply.status_code}): {_detail(reply)}"

@@ -7,6 +7,7 @@ transient (the task retries later), "rejected" is permanent (the meeting fails w
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Protocol
 
 from llm_service.client import (
@@ -14,9 +15,13 @@ from llm_service.client import (
     EmbeddingsUnavailableError,
     LLMClient,
     LLMUnavailableError,
+    TranscriptTooLongError,
 )
 from llm_service.schemas import AnalyzeResponse, EmbedResponse
+from worker import long_transcripts
 from worker.errors import PermanentError, TransientError
+
+logger = logging.getLogger(__name__)
 
 
 class EmbeddingsMissingError(PermanentError):
@@ -40,12 +45,33 @@ class LLMAnalyzer:
     def analyze(
         self, text: str, *, language: str | None, reference_date: dt.date | None
     ) -> AnalyzeResponse:
+        def one(part: str) -> AnalyzeResponse:
+            try:
+                return self.client.analyze(part, language=language, reference_date=reference_date)
+            except LLMUnavailableError as exc:
+                raise TransientError(str(exc)) from exc
+            except TranscriptTooLongError:
+                raise
+            except AnalysisRejectedError as exc:
+                raise PermanentError(str(exc)) from exc
+
         try:
-            return self.client.analyze(text, language=language, reference_date=reference_date)
-        except LLMUnavailableError as exc:
-            raise TransientError(str(exc)) from exc
-        except AnalysisRejectedError as exc:
-            raise PermanentError(str(exc)) from exc
+            return one(text)
+        except TranscriptTooLongError as exc:
+            limit = exc.max_chars
+        # Longer than the llm takes: in parts, merged (see long_transcripts.py).
+        parts = long_transcripts.split(text, limit)
+        logger.info("transcript of %d characters analysed in %d parts", len(text), len(parts))
+        try:
+            analyses = [one(part) for part in parts]
+            return long_transcripts.merge(
+                analyses,
+                summarize=lambda summaries: (
+                    one(summaries).summary if len(summaries) <= limit else summaries
+                ),
+            )
+        except TranscriptTooLongError as exc:  # the limit shrank between two requests
+            raise TransientError(f"{exc}; the llm's limit changed, trying again") from exc
 
     def embed(self, texts: list[str]) -> EmbedResponse:
         try:

@@ -47,12 +47,30 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
         # With late acks, tasks still running when the broker connection drops will be
         # redelivered anyway; cancelling them avoids running each one twice.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # SIGTERM (a deploy, a scale-down, `inv down`) is Celery's warm shutdown: running
+        # tasks finish (every stop grace period exceeds WORKER_TIME_LIMIT, so none is killed
+        # and none uses up a delivery) and the messages taken but not started, a retry's
+        # countdown included, go back to Redis at once. A cold shutdown (SIGQUIT, a second
+        # Ctrl+C) gives running tasks this long, then hands them back to Redis too...
+        "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout,
+        # ... even when none runs, so the retries it holds are handed back, not dropped.
+        "worker_enable_soft_shutdown_on_idle": True,
+        # Sending the next step (or a retry) rides out a Redis restart instead of breaking the
+        # chain: ~15 s of attempts, the time a supervised or orchestrated Redis takes to return.
+        "task_publish_retry_policy": {
+            "max_retries": 15,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 1.0,
+        },
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
     }
 
 
 app = Celery("worker", include=["worker.tasks"])
+# Every worker's timer that keeps lost meetings from staying stuck (see worker/sweeper.py).
+app.steps["worker"].add("worker.sweeper:SweepTimer")
 
 
 @app.on_configure.connect

@@ -76,6 +76,21 @@ class WorkerSettings(ServiceSettings, MediaSettings):
             "before the meeting is failed instead of crashing workers forever."
         ),
     )
+    worker_sweep_interval: PositiveSeconds = Field(
+        60,
+        description="How often the workers look for meetings whose task was lost (a crash "
+        "between upload and enqueue, Redis data lost, a restore) and queue them again.",
+    )
+    worker_sweep_stale_after: PositiveSeconds = Field(
+        300,
+        description="A meeting in progress is queued again when nothing touched it for this "
+        "many seconds, no task message for it is in Redis and no running step holds it.",
+    )
+    worker_soft_shutdown_timeout: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        30,
+        description="Cold shutdown (SIGQUIT, a second Ctrl+C): seconds the running tasks get "
+        "to finish before they are handed back to Redis. SIGTERM always lets them finish.",
+    )
     whisper_timeout: PositiveSeconds = Field(
         1500, description="Deadline in seconds for one transcription call."
     )

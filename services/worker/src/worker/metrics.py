@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 
 from common import multiprocess
 from meetings.pipeline import ALL_QUEUES, ANALYZE, EMBED, INDEX, PROCESS_MEETING, TRANSCRIBE
+from worker import broker
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -64,10 +65,6 @@ FAILURE_REASONS = (
     "unexpected",  # an exception the step did not classify (a bug)
 )
 SOURCE_TIMEOUT_S = 3.0
-# kombu's Redis transport: one list per queue and priority step, a hash of unacked messages.
-_PRIORITY_SEP = "\x06\x16"
-_PRIORITY_STEPS = (3, 6, 9)
-_UNACKED_KEY = "unacked"
 _UNFINISHED = ("queued", "transcribing", "analyzing")
 
 STAGE_SECONDS = Histogram(
@@ -106,6 +103,11 @@ TURNAROUND = Histogram(
     "From upload to done or failed",
     ["outcome"],
     buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400),
+)
+RECOVERED = Counter(
+    "mi_meetings_recovered_total",
+    "Meetings the sweeper found stalled with no task: queued again, or failed after too many",
+    ["outcome"],
 )
 AUDIO_SECONDS = Counter(
     "mi_audio_seconds_total", "Seconds of recorded audio transcribed", ["engine"]
@@ -166,6 +168,11 @@ def meeting_finished(outcome: str, uploaded_at: datetime | None) -> None:
         TURNAROUND.labels(outcome).observe(max(0.0, time.time() - uploaded_at.timestamp()))
 
 
+def meetings_recovered(requeued: int, failed: int) -> None:
+    RECOVERED.labels("requeued").inc(requeued)
+    RECOVERED.labels("failed").inc(failed)
+
+
 def audio_transcribed(seconds: float, engine: str) -> None:
     AUDIO_SECONDS.labels(engine).inc(max(0.0, seconds))
 
@@ -214,11 +221,11 @@ class PipelineState(Collector):
         ) as client:
             pipe = client.pipeline(transaction=False)
             for queue in ALL_QUEUES:
-                for key in (queue, *(f"{queue}{_PRIORITY_SEP}{p}" for p in _PRIORITY_STEPS)):
+                for key in broker.queue_keys(queue):
                     pipe.llen(key)
-            pipe.hlen(_UNACKED_KEY)
+            pipe.hlen(broker.UNACKED_KEY)
             *lengths, unacked = pipe.execute()
-        steps = 1 + len(_PRIORITY_STEPS)
+        steps = 1 + len(broker.PRIORITY_STEPS)
         for index, queue in enumerate(ALL_QUEUES):
             depth.add_metric([queue], sum(lengths[index * steps : (index + 1) * steps]))
         yield depth

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -67,3 +67,22 @@ def mark_failed(session: Session, meeting_id: uuid.UUID, reason: str) -> bool:
         )
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def take_lease(session: Session, meeting_id: uuid.UUID, seconds: float) -> None:
+    """Mark the meeting as held by a running step for `seconds` (the hard time limit: the step
+    cannot outlive it). Database time on both sides, so worker clocks do not matter."""
+    session.execute(
+        update(Meeting)
+        .where(Meeting.id == meeting_id, Meeting.status.not_in(_FINAL))
+        .values(lease_until=func.now() + timedelta(seconds=seconds), updated_at=func.now())
+    )
+
+
+def release_lease(session: Session, meeting_id: uuid.UUID) -> None:
+    """The step ended: the meeting is free for the next one (and, if it got lost, the sweeper)."""
+    session.execute(
+        update(Meeting)
+        .where(Meeting.id == meeting_id, Meeting.lease_until.is_not(None))
+        .values(lease_until=None, updated_at=func.now())
+    )

@@ -23,10 +23,11 @@ from celery import Task, chain
 from celery.exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerError
 from psycopg.errors import ForeignKeyViolation
+from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from meetings.pipeline import ANALYZE, EMBED, INDEX, PROCESS_MEETING, TRANSCRIBE
-from worker import metrics, resources, store
+from meetings.pipeline import ANALYZE, EMBED, INDEX, PROCESS_MEETING, SWEEP, TRANSCRIBE
+from worker import metrics, resources, store, sweeper
 from worker.celery_app import app
 from worker.deliveries import count_delivery
 from worker.errors import MeetingFinishedError, MeetingGoneError, PermanentError, TransientError
@@ -92,11 +93,11 @@ class PipelineTask(Task):
             logger.exception("could not record the failure of meeting %s", raw_id)
 
 
-def _run_step(task: PipelineTask, raw_id: str, step: Step) -> None:
+def _run_step(task: PipelineTask, raw_id: str, step: Step, *, leased: bool = True) -> None:
     meeting_id = _parse_id(raw_id)
     with metrics.stage_run(task.name) as run:
         try:
-            _run_step_policy(task, meeting_id, step, run)
+            _run_step_policy(task, meeting_id, _leased(step) if leased else step, run)
         except SoftTimeLimitExceeded:
             run.failed("soft_time_limit")
             _fail(
@@ -115,28 +116,10 @@ def _run_step_policy(
     settings = res.settings
     retries = int(task.request.retries or 0)
 
-    deliveries = count_delivery(res.redis, str(task.request.id), retries)
-    if deliveries > 1:
-        run.redelivered()
-    if deliveries > settings.worker_max_deliveries:
-        run.failed("redeliveries_exhausted")
-        _fail(
-            meeting_id,
-            f"{task.step_name}: the worker died {deliveries - 1} times while running this step "
-            "(killed, out of memory, crashed or cut off from Redis); giving up, see the worker "
-            "logs.",
-        )
-        raise Ignore()
-    if deliveries > 1:
-        logger.warning(
-            "meeting %s: %s delivered again (%d of at most %d)",
-            meeting_id,
-            task.step_name,
-            deliveries,
-            settings.worker_max_deliveries,
-        )
-
     try:
+        # Redis or Postgres failing here (a restart, a failover) is as transient as anywhere
+        # in the step: retried below, never a failed meeting.
+        _count_delivery(task, meeting_id, run, res)
         step(res, meeting_id)
     except (MeetingGoneError, MeetingFinishedError) as exc:
         logger.info("meeting %s: %s skipped: %s", meeting_id, task.step_name, exc)
@@ -153,7 +136,7 @@ def _run_step_policy(
         logger.info("meeting %s: %s skipped: deleted meanwhile", meeting_id, task.step_name)
         run.skipped()
         raise Ignore() from None
-    except (TransientError, OperationalError, InterfaceError, BrokerError) as exc:
+    except (TransientError, OperationalError, InterfaceError, BrokerError, RedisError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if retries >= settings.worker_max_retries:
             run.failed("retries_exhausted")
@@ -176,6 +159,53 @@ def _run_step_policy(
         )
         run.retried()
         raise task.retry(countdown=countdown, max_retries=settings.worker_max_retries) from None
+
+
+def _count_delivery(
+    task: PipelineTask, meeting_id: uuid.UUID, run: metrics.StageRun, res: resources.Resources
+) -> None:
+    """Count this delivery; fail the meeting when its message keeps killing workers."""
+    settings = res.settings
+    deliveries = count_delivery(res.redis, str(task.request.id), int(task.request.retries or 0))
+    if deliveries > 1:
+        run.redelivered()
+    if deliveries > settings.worker_max_deliveries:
+        run.failed("redeliveries_exhausted")
+        _fail(
+            meeting_id,
+            f"{task.step_name}: the worker died {deliveries - 1} times while running this step "
+            "(killed, out of memory, crashed or cut off from Redis); giving up, see the worker "
+            "logs.",
+        )
+        raise Ignore()
+    if deliveries > 1:
+        logger.warning(
+            "meeting %s: %s delivered again (%d of at most %d)",
+            meeting_id,
+            task.step_name,
+            deliveries,
+            settings.worker_max_deliveries,
+        )
+
+
+def _leased(step: Step) -> Step:
+    """`step`, run holding the meeting's lease: the sweeper never starts a step a second time
+    while it runs (not even when Redis lost this task's message meanwhile)."""
+
+    def run(res: resources.Resources, meeting_id: uuid.UUID) -> object:
+        with res.sessions() as session, session.begin():
+            store.take_lease(session, meeting_id, res.settings.worker_time_limit)
+        try:
+            return step(res, meeting_id)
+        finally:
+            try:
+                with res.sessions() as session, session.begin():
+                    store.release_lease(session, meeting_id)
+            except (OperationalError, InterfaceError) as exc:
+                # The lease then runs out by itself (WORKER_TIME_LIMIT); the sweeper waits.
+                logger.warning("meeting %s: lease not released: %s", meeting_id, exc)
+
+    return run
 
 
 def _start(res: resources.Resources, meeting_id: uuid.UUID) -> None:
@@ -210,4 +240,24 @@ def index(self: PipelineTask, meeting_id: str) -> None:
 def embed(self: PipelineTask, meeting_id: str, replace: bool = False) -> None:
     """Embed a done meeting's chunks (also what `inv search.reindex` enqueues). The meeting is
     done already, so a failure here is logged and never turns it into a failed meeting."""
-    _run_step(self, meeting_id, lambda res, ident: embed_step.run(res, ident, replace=replace))
+    # No lease: the meeting is done already, the sweeper never looks at it.
+    _run_step(
+        self,
+        meeting_id,
+        lambda res, ident: embed_step.run(res, ident, replace=replace),
+        leased=False,
+    )
+
+
+@app.task(name=SWEEP, ignore_result=True)
+def sweep() -> None:
+    """Queue again the meetings that stalled with no task (see worker/sweeper.py)."""
+    try:
+        found = sweeper.claim_stuck(resources.get())
+    except (RedisError, OperationalError, InterfaceError) as exc:
+        logger.warning("sweep skipped, a store is unavailable: %s", exc)
+        return
+    for meeting_id in found.requeued:
+        process_meeting.apply_async((str(meeting_id),))
+    if found.requeued or found.failed:
+        metrics.meetings_recovered(len(found.requeued), len(found.failed))

@@ -90,6 +90,32 @@ def secrets_of(service: str, values: Mapping[str, str]) -> dict[str, str]:
     return {key: values[key] for key in SECRETS_OF[service] if values.get(key)}
 
 
+def worker_stop_seconds(values: Mapping[str, str]) -> int:
+    """How long a stop waits for the worker: its hard task time limit (the env file's
+    WORKER_TIME_LIMIT, else the worker's own default), plus a minute to exit."""
+    from ops.env import schema
+
+    limit = (
+        values.get("WORKER_TIME_LIMIT") or schema.tuning_keys()["WORKER_TIME_LIMIT"].field.default
+    )
+    return int(float(limit)) + 60
+
+
+def worker_program(values: Mapping[str, str], *extra_args: str) -> Program:
+    """The pipeline worker under supervisord. A stop sends SIGTERM to its main process only:
+    Celery's warm shutdown lets running tasks finish (pool children signalled directly would
+    die mid-task and cost their meeting a delivery), for longer than the task time limit; a
+    SIGKILL after that reaches the whole group, so no pool process is orphaned."""
+    return Program(
+        "worker",
+        [sys.executable, "-m", "worker", *extra_args],
+        stopwaitsecs=worker_stop_seconds(values),
+        killasgroup=True,
+        stopasgroup=False,
+        environment=secrets_of("worker", values),
+    )
+
+
 def programs(
     env: Environment, values: Mapping[str, str], *, with_monitoring: bool = False
 ) -> list[Program]:
@@ -113,14 +139,7 @@ def programs(
         ),
         Program("llm", [python, "-m", "llm_service"], environment=secrets_of("llm", values)),
         Program("backend", [python, "-m", "backend"], environment=secrets_of("backend", values)),
-        # The worker forks pool processes: signal the whole group so none is orphaned.
-        Program(
-            "worker",
-            [python, "-m", "worker"],
-            stopwaitsecs=60,
-            killasgroup=True,
-            environment=secrets_of("worker", values),
-        ),
+        worker_program(values),
     ]
     # A service that cannot start (a bad setting, a missing model) exits after its imports,
     # which take seconds on a busy machine: it must stay up this long to count as started, so
@@ -400,7 +419,11 @@ class LocalRuntime:
                     f"`inv ps --env {env}` shows what runs; `inv up --env {env}` starts it",
                 )
         else:
-            sup.shutdown({i["name"]: PRIORITY[i["name"]] for i in sup.info()})
+            # As long as the worker may take to finish its running tasks (warm shutdown).
+            sup.shutdown(
+                {i["name"]: PRIORITY[i["name"]] for i in sup.info()},
+                timeout=max(90, worker_stop_seconds(env.values()) + 30),
+            )
             console.say(f"stopped the {env} stack")
         runtimes.remember(env, None)
         if volumes and data.exists():

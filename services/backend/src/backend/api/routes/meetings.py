@@ -200,6 +200,64 @@ async def get_meeting(meeting_id: uuid.UUID, conn: ReadConnectionDep) -> Respons
     return Response(document, media_type="application/json")
 
 
+@router.post(
+    "/{meeting_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Run a failed meeting's pipeline again",
+    description="Only a `failed` meeting can be retried: it goes back to `queued` and what "
+    "was already stored (a transcript, say) is kept, so only the missing steps run.",
+    responses={
+        404: {"model": ErrorBody, "description": "No such meeting"},
+        409: {"model": ErrorBody, "description": "The meeting is not failed"},
+        503: {"model": ErrorBody, "description": "Task queue unavailable; still failed"},
+    },
+)
+async def retry_meeting(
+    meeting_id: uuid.UUID, response: Response, session: SessionDep, task_queue: TaskQueueDep
+) -> MeetingCreated:
+    # Locked, so two retries at once cannot both queue it.
+    meeting = await session.get(Meeting, meeting_id, with_for_update=True)
+    if meeting is None:
+        raise _not_found(meeting_id)
+    current = meeting.status
+    if current != MeetingStatus.FAILED.value:
+        await session.rollback()
+        doing = (
+            "it is done; nothing to retry"
+            if current == MeetingStatus.DONE.value
+            else "it is still being processed; wait for it to finish or fail"
+        )
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Meeting {meeting_id} is {current}: only a failed meeting can be retried, "
+            f"and {doing}.",
+        )
+    previous = (meeting.error, meeting.completed_at)
+    meeting.status = MeetingStatus.QUEUED.value
+    meeting.error = None
+    meeting.completed_at = None
+    meeting.lease_until = None
+    meeting.recoveries = 0  # a fresh run gets its full allowance of recoveries
+    await session.commit()
+
+    try:
+        await anyio.to_thread.run_sync(enqueue_meeting, task_queue, meeting_id)
+    except EnqueueError as exc:
+        logger.error("could not enqueue the retry of meeting %s: %s", meeting_id, exc)
+        meeting.status = MeetingStatus.FAILED.value
+        meeting.error, meeting.completed_at = previous
+        await session.commit()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "The task queue (Redis) is unavailable, so the meeting stays failed; retry in a "
+            "moment or check `inv health`.",
+        ) from None
+
+    url = f"/api/v1/meetings/{meeting_id}"
+    response.headers["Location"] = url
+    return MeetingCreated(id=meeting_id, status="queued", url=url)
+
+
 @router.delete(
     "/{meeting_id}",
     status_code=status.HTTP_204_NO_CONTENT,
