@@ -400,56 +400,96 @@ def test_restore_asks_and_refuses_without_a_terminal(dev: Env, monkeypatch) -> N
 # --- consistency while the app writes ---------------------------------------------------------
 
 
-def test_a_delete_racing_the_backup_waits_and_its_file_is_archived(
+def _backend_settings(env: Env, redis_url: str) -> Any:
+    from backend.config import BackendSettings
+
+    return BackendSettings(
+        database_url=(env.root / ".env.dev").read_text().split("DATABASE_URL=")[1].split()[0],
+        redis_url=redis_url,
+        api_token=API_TOKEN,
+        media_dir=env.media,
+        whisper_url=f"127.0.0.1:{free_port()}",
+        llm_url=f"http://127.0.0.1:{free_port()}",
+    )
+
+
+def _api_delete(api: ApiServer, meeting_id: uuid.UUID) -> int:
+    with httpx.Client(base_url=api.url, timeout=60) as client:
+        response = client.delete(
+            f"/api/v1/meetings/{meeting_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+        return response.status_code
+
+
+def test_a_delete_during_the_dump_does_not_wait_and_the_archive_keeps_the_meeting(
     dev: Env,
     redis_url: str,
 ) -> None:
-    from backend.config import BackendSettings
     from backend.main import create_app
 
     ids = seed(dev, 3)
     victim = ids[1]
-    settings = BackendSettings(
-        database_url=(dev.root / ".env.dev").read_text().split("DATABASE_URL=")[1].split()[0],
-        redis_url=redis_url,
-        api_token=API_TOKEN,
-        media_dir=dev.media,
-        whisper_url=f"127.0.0.1:{free_port()}",
-        llm_url=f"http://127.0.0.1:{free_port()}",
-    )
     outcome: dict[str, Any] = {}
 
-    with ApiServer(create_app(settings)) as api:
-
-        def delete() -> None:
-            with httpx.Client(base_url=api.url, timeout=60) as client:
-                response = client.delete(
-                    f"/api/v1/meetings/{victim}", headers={"Authorization": f"Bearer {API_TOKEN}"}
-                )
-                outcome["status"] = response.status_code
-                outcome["at"] = time.monotonic()
-
-        deleter = threading.Thread(target=delete)
+    with ApiServer(create_app(_backend_settings(dev, redis_url))) as api:
 
         def race() -> None:
-            # The snapshot has the victim; its DELETE now arrives and must wait for the backup.
-            deleter.start()
-            time.sleep(1.0)
-            assert deleter.is_alive(), "the delete went through while the backup held the rows"
-            outcome["released"] = time.monotonic()
+            # The recordings are set aside, the dump has not started: no row is locked.
+            started = time.monotonic()
+            outcome["status"] = _api_delete(api, victim)
+            outcome["seconds"] = time.monotonic() - started
+            outcome["file gone"] = not (dev.media / f"{victim.hex}.wav").exists()
 
         created = backup.create(Environment.parse("dev"), after_snapshot=race)
-        deleter.join(30)
 
-    assert outcome["status"] == 204 and outcome["at"] > outcome["released"]
-    assert not (dev.media / f"{victim.hex}.wav").exists(), "the API deleted it afterwards"
-    archived = {p.name for p in created.manifest.media_parts}
-    assert f"media/{victim.hex}.wav" in archived
+    assert outcome["status"] == 204 and outcome["file gone"]
+    assert outcome["seconds"] < 2, "the delete waited for the backup"
+    # The snapshot predates the delete: its row is in the dump and its file in the archive.
     assert created.manifest.row_counts["public.meetings"] == 3
+    assert f"media/{victim.hex}.wav" in {p.name for p in created.manifest.media_parts}
 
     backup.restore(Environment.parse("dev"), created.path, yes=True)
     assert (dev.media / f"{victim.hex}.wav").exists()
     assert len(state(dev)["rows"]["meetings"]) == 3
+
+
+def test_a_delete_of_a_meeting_being_set_aside_waits_only_for_its_batch(
+    dev: Env, redis_url: str, monkeypatch
+) -> None:
+    from backend.main import create_app
+    from ops.runtimes.local.data import LocalStager
+
+    ids = seed(dev, 3)
+    victim = ids[0]
+    original = LocalStager.add
+    outcome: dict[str, Any] = {}
+
+    with ApiServer(create_app(_backend_settings(dev, redis_url))) as api:
+
+        def add(self: LocalStager, names: Any) -> list[str]:
+            # The batch's rows are locked now: the delete must wait for the batch, not longer.
+            deleter = threading.Thread(
+                target=lambda: outcome.update(status=_api_delete(api, victim))
+            )
+            deleter.start()
+            time.sleep(0.5)
+            outcome["waited"] = deleter.is_alive()
+            outcome["deleter"] = deleter
+            return original(self, names)
+
+        def after() -> None:
+            outcome["deleter"].join(10)
+            outcome["done before the dump"] = not outcome["deleter"].is_alive()
+
+        monkeypatch.setattr(LocalStager, "add", add)
+        created = backup.create(Environment.parse("dev"), after_snapshot=after)
+
+    assert outcome["waited"], "the delete went through while its row was being set aside"
+    assert outcome["done before the dump"] and outcome["status"] == 204
+    assert not (dev.media / f"{victim.hex}.wav").exists(), "the API deleted it afterwards"
+    assert f"media/{victim.hex}.wav" in {p.name for p in created.manifest.media_parts}
+    assert created.manifest.row_counts["public.meetings"] == 3
+    assert created.manifest.media_missing == []
 
 
 def test_backups_during_concurrent_uploads_and_deletes_are_consistent(
@@ -696,27 +736,30 @@ def test_verifying_a_file_that_is_no_backup_says_so_and_writes_nothing(tmp_path:
         backup.verify(tmp_path / "missing.tar")
 
 
-def test_a_delete_between_snapshot_and_lock_makes_the_backup_start_over(
+def test_a_delete_that_removes_a_file_before_its_lock_makes_the_backup_start_over(
     dev: Env, monkeypatch
 ) -> None:
     from ops.backup import pgclient
 
     ids = seed(dev, 3)
     queries: list[str] = []
+    deleted: list[uuid.UUID] = []
     original = pgclient.PsqlSession.value
 
     def value(self: pgclient.PsqlSession, sql: str, **kw: Any) -> str | None:
         answer = original(self, sql, **kw)
         queries.append(sql)
-        if "to_regclass('public.meetings')" in sql and len(queries) == 1:
-            # The snapshot now exists; this delete commits before the rows are locked.
+        if "to_regclass('public.meetings')" in sql and not deleted:
+            # The snapshot now exists; this delete commits and removes the file before the
+            # row is locked: the archive could not hold the recording its dump references.
             delete_meeting(dev, ids[0])
+            deleted.append(ids[0])
         return answer
 
     monkeypatch.setattr(pgclient.PsqlSession, "value", value)
     created = backup.create(Environment.parse("dev"))
     attempts = [q for q in queries if "to_regclass('public.meetings')" in q]
-    assert len(attempts) == 2, "the first attempt hit a serialization failure"
+    assert len(attempts) == 2, "the first snapshot lost a recording: a second one was taken"
     assert created.manifest.row_counts["public.meetings"] == 2
     assert f"media/{ids[0].hex}.wav" not in {p.name for p in created.manifest.media_parts}
     assert created.manifest.media_missing == []

@@ -1,12 +1,24 @@
 """`inv backup.create`: one consistent archive of the database and the media it references.
 
-One transaction (REPEATABLE READ) takes a `FOR KEY SHARE` lock on every meeting row it sees,
-exports its snapshot for pg_dump and counts rows in the same snapshot. The lock blocks deletes
-of those rows (an API DELETE waits, it does not fail) but not the worker's status updates nor
-new uploads. Inside the lock the media files are staged aside (hard links locally: ms; server-
-side copies in a bucket), then the lock is released and the archive is written from the staged
-copies. Only files referenced
-by dumped rows are archived; uploads still in flight and orphans are not.
+Deletes are never held up for the length of the dump or of the media copy:
+
+1. A REPEATABLE READ transaction exports its snapshot (pg_dump dumps exactly that later) and
+   lists the recordings its meeting rows reference. It takes no row lock and stays open,
+   idle, until pg_dump has read the snapshot.
+2. The recordings are set aside (hard links locally, in the compose volume too; server-side
+   copies in a bucket) a batch at a time, each batch while a second, READ COMMITTED session
+   holds `FOR KEY SHARE` locks on just that batch's rows: a DELETE of one of them waits a few
+   milliseconds, deletes of other meetings and the worker's status updates do not wait at all.
+3. pg_dump reads the snapshot, and the archive is written from what was set aside, with no
+   lock held: the app deletes freely, and a deleted original leaves its set-aside copy intact.
+
+Uploads write their file before their row commits; deletes commit first and unlink after. So a
+row of the snapshot whose row is still there when its batch is locked has its file (or it was
+removed outside the app: recorded in the manifest as missing). A row deleted after the
+snapshot but before its lock is fine if its file could still be set aside; if the delete had
+already removed the file, the archive would lack a recording its dump references, so the
+backup starts over with a fresh snapshot. Only files referenced by dumped rows are archived;
+uploads still in flight and orphans are not.
 """
 
 from __future__ import annotations
@@ -15,7 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +36,6 @@ from ops.backup import archive, catalog, record, verify
 from ops.backup.archive import ArchiveWriter, Manifest
 from ops.backup.lock import exclusive
 from ops.backup.pgclient import (
-    PgError,
     PsqlSession,
     alembic_revision,
     literal,
@@ -34,10 +45,13 @@ from ops.backup.pgclient import (
 from ops.environment import Environment
 from ops.errors import OpsError
 from ops.runtimes import StackData
+from ops.runtimes.base import Staged
 
 # The meetings schema: recordings are named by meetings.media_filename, in MEDIA_DIR or a bucket.
 MEDIA_TABLE = "public.meetings"
 MEDIA_COLUMN = "media_filename"
+# A fresh snapshot per attempt; an attempt is lost only when a delete slips in between the
+# snapshot and its batch's lock *and* has already removed the file (milliseconds apart).
 SNAPSHOT_ATTEMPTS = 5
 ROW_LOCK_TIMEOUT = "60s"  # waiting on an in-flight DELETE; longer means something is stuck
 
@@ -55,37 +69,63 @@ class Snapshot:
 
 
 def _open_snapshot(target: StackData) -> Snapshot:
-    """Begin the backup transaction, lock the meeting rows against deletion, export the
-    snapshot. A row deleted between the snapshot and its lock makes Postgres refuse the lock
-    (serialization failure): that attempt is rolled back and repeated."""
-    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
-        session = PsqlSession(target.endpoint, target.database)
-        try:
-            session.execute(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ; "
-                f"SET LOCAL lock_timeout = {literal(ROW_LOCK_TIMEOUT)}"
+    """Begin the snapshot transaction (no locks) and read what the archive must hold."""
+    session = PsqlSession(target.endpoint, target.database)
+    try:
+        session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # The first statement fixes the snapshot; everything below reads the same one.
+        name = session.value("SELECT pg_export_snapshot()") or ""
+        media: list[str] = []
+        if session.value(f"SELECT to_regclass({literal(MEDIA_TABLE)}) IS NOT NULL") == "t":
+            media = session.json(
+                f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM {MEDIA_TABLE}"  # noqa: S608 - constants
             )
-            media: list[str] = []
-            if session.value(f"SELECT to_regclass({literal(MEDIA_TABLE)}) IS NOT NULL") == "t":
-                media = session.json(
-                    f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM "  # noqa: S608 - constants
-                    f"(SELECT {MEDIA_COLUMN} FROM {MEDIA_TABLE} FOR KEY SHARE) AS locked"
+        return Snapshot(
+            session=session,
+            name=name,
+            media=[m for m in media if m],
+            revision=alembic_revision(session),
+            row_counts=table_counts(session),
+            postgres_version=session.value("SHOW server_version") or "",
+        )
+    except BaseException:
+        session.close()
+        raise
+
+
+class _RacedError(Exception):
+    """A meeting of the snapshot was deleted, file and all, before it could be set aside."""
+
+
+def _set_aside(target: StackData, media: Sequence[str], scratch: Path) -> Staged:
+    """Set `media` aside batch by batch, each batch's rows locked only meanwhile (step 2)."""
+    stager = target.media.stager(scratch)
+    try:
+        with PsqlSession(target.endpoint, target.database) as guard:
+            step = max(1, target.media.stage_batch)
+            for start in range(0, len(media), step):
+                batch = list(media[start : start + step])
+                names = ", ".join(literal(n) for n in batch)
+                guard.execute(f"BEGIN; SET LOCAL lock_timeout = {literal(ROW_LOCK_TIMEOUT)}")
+                # READ COMMITTED: a row whose DELETE is in flight is waited for, then skipped
+                # if it committed; never a serialization failure.
+                present = set(
+                    guard.json(
+                        f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM ("  # noqa: S608 - constants, quoted names
+                        f"SELECT {MEDIA_COLUMN} FROM {MEDIA_TABLE} "
+                        f"WHERE {MEDIA_COLUMN} = ANY(ARRAY[{names}]::text[]) FOR KEY SHARE"
+                        ") AS locked"
+                    )
                 )
-            name = session.value("SELECT pg_export_snapshot()") or ""
-            return Snapshot(
-                session=session,
-                name=name,
-                media=[m for m in media if m],
-                revision=alembic_revision(session),
-                row_counts=table_counts(session),
-                postgres_version=session.value("SHOW server_version") or "",
-            )
-        except PgError as exc:
-            session.close()
-            if "could not serialize" in exc.detail and attempt < SNAPSHOT_ATTEMPTS:
-                continue
-            raise
-    raise AssertionError("unreachable")  # pragma: no cover
+                gone = stager.add(batch)
+                guard.execute("COMMIT")
+                raced = [n for n in gone if n not in present]
+                if raced:
+                    raise _RacedError(raced[0])
+        return stager.staged()
+    except BaseException:
+        stager.discard()
+        raise
 
 
 def _git() -> tuple[str | None, bool | None]:
@@ -139,23 +179,35 @@ def write_archive(
     try:
         when = archive.utc_now()
         dump = work / archive.DUMP
-        snapshot = _open_snapshot(target)
-        try:
-            if after_snapshot is not None:
-                after_snapshot()
-            with dump.open("wb") as out:
-                run_tool(
-                    target.endpoint,
-                    "pg_dump",
-                    ["--format=custom", f"--snapshot={snapshot.name}"],
-                    database=target.database,
-                    stdout=out,
-                    what=f"pg_dump of {target.database}",
-                )
-            staged = target.media.stage(snapshot.media, work)
-            snapshot.session.execute("COMMIT")
-        finally:
-            snapshot.session.close()
+        for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+            snapshot = _open_snapshot(target)
+            try:
+                try:
+                    staged = _set_aside(target, snapshot.media, work)
+                except _RacedError as raced:
+                    if attempt == SNAPSHOT_ATTEMPTS:
+                        raise OpsError(
+                            f"{SNAPSHOT_ATTEMPTS} snapshots in a row lost a recording to a "
+                            f"delete before it could be set aside (last: {raced})",
+                            "the app is deleting meetings very fast; run the backup again",
+                        ) from None
+                    continue
+                if after_snapshot is not None:
+                    after_snapshot()
+                with dump.open("wb") as out:
+                    run_tool(
+                        target.endpoint,
+                        "pg_dump",
+                        ["--format=custom", f"--snapshot={snapshot.name}"],
+                        database=target.database,
+                        stdout=out,
+                        what=f"pg_dump of {target.database}",
+                    )
+                snapshot.session.execute("COMMIT")
+            finally:
+                snapshot.session.close()
+            break
+        assert staged is not None
         console.say(
             f"dumped {target.database} ({console.size(dump.stat().st_size)}, revision "
             f"{snapshot.revision or 'none'}) and gathered {len(staged.files)} media "
@@ -206,8 +258,8 @@ def create(
 ) -> Created:
     """Back up `env`'s database and media into one archive under backups/<env>/.
 
-    `after_snapshot` runs while the rows are locked, before pg_dump: tests use it to race a
-    delete against the backup.
+    `after_snapshot` runs once the recordings are set aside and no row is locked, before
+    pg_dump: tests use it to race a delete against the backup.
     """
     if keep < 0:
         raise OpsError(f"--keep {keep}: give the number of backups to keep (0 keeps all)", code=2)

@@ -66,7 +66,7 @@ class StagedFile:
 
 @dataclass
 class Staged:
-    """Media files gathered for a backup: `directory/<name>` for each of `files` (stores that
+    """Media files set aside for a backup: `directory/<name>` for each of `files` (stores that
     are not on this disk override `open`)."""
 
     directory: Path
@@ -83,9 +83,27 @@ class Staged:
             yield StagedFile(stream, stat.st_size, stat.st_mtime)
 
 
+class Stager(Protocol):
+    """Sets one backup's recordings aside, batch by batch, each while its rows are locked
+    against deletion; the lock is only as long as the cheap part (hard links, server-side
+    copies), the bytes are read afterwards from what was set aside."""
+
+    def add(self, names: Sequence[str]) -> list[str]:
+        """Set `names` aside now; the names whose recording was not there."""
+
+    def staged(self) -> Staged:
+        """Everything set aside, ready to be read (no row is locked any more)."""
+
+    def discard(self) -> None:
+        """Remove what was set aside (the backup failed before `staged`)."""
+
+
 class MediaStore(Protocol):
-    def stage(self, names: Sequence[str], scratch: Path) -> Staged:
-        """Gather `names` (their rows are locked against deletion meanwhile)."""
+    stage_batch: int
+    """How many recordings one short row lock covers while they are set aside."""
+
+    def stager(self, scratch: Path) -> Stager:
+        """A stager for one backup (`scratch`: this machine's working directory for it)."""
 
     def restore_dir(self, scratch: Path) -> Path:
         """An empty directory to extract a backup's media into before the swap."""

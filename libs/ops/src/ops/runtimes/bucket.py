@@ -1,7 +1,7 @@
 """Recordings in a bucket (MEDIA_STORE=s3), as backup and restore reach them from this machine:
 the same for every runtime, since the bucket is not on any runtime's disk.
 
-Staging is a server-side copy per recording under `.backup-<id>/` while the rows are locked,
+Staging is a server-side copy per recording under `.backup-<id>/` while its row is locked,
 and the archive is then read from those copies; a restore makes the bucket hold exactly the
 backup's recordings, with what it replaced moved under `.before-<id>/` until it succeeded.
 See recordings.backups for the details.
@@ -46,32 +46,56 @@ class BucketStaged(Staged):
 
 
 @dataclass
-class BucketMedia:
-    store: S3Bucket
+class BucketStager:
+    """Server-side copies under `.backup-<id>/`: no bytes travel through this machine while
+    the rows are locked."""
 
-    def stage(self, names: Sequence[str], scratch: Path) -> Staged:
-        run_id = backups.new_run_id()
+    store: S3Bucket
+    scratch: Path
+    run_id: str = field(default_factory=backups.new_run_id)
+    sizes: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    checked: bool = False
+
+    def add(self, names: Sequence[str]) -> list[str]:
         try:
-            # A listing first: its error names the cause (a HEAD's 403 cannot tell a wrong
-            # secret from a missing permission).
-            self.store.check(write=False)
-            aside = backups.set_aside(self.store, list(names), run_id)
+            if not self.checked:
+                # A listing first: its error names the cause (a HEAD's 403 cannot tell a
+                # wrong secret from a missing permission).
+                self.store.check(write=False)
+                self.checked = True
+            aside = backups.set_aside(self.store, list(names), self.run_id)
         except StoreError as exc:
-            self._drop(run_id)
             raise _failed(f"copy the recordings in {self.store.describe()}", exc) from None
+        self.sizes.update(aside.files)
+        self.missing += aside.missing
+        return aside.missing
+
+    def staged(self) -> Staged:
         return BucketStaged(
-            directory=scratch,
-            files=sorted(aside.files),
-            missing=aside.missing,
-            cleanup=lambda: self._drop(run_id),
+            directory=self.scratch,
+            files=sorted(self.sizes),
+            missing=list(self.missing),
+            cleanup=self.discard,
             store=self.store,
-            run_id=run_id,
-            sizes=aside.files,
+            run_id=self.run_id,
+            sizes=dict(self.sizes),
         )
 
-    def _drop(self, run_id: str) -> None:
+    def discard(self) -> None:
         with contextlib.suppress(StoreError):
-            backups.drop_prefix(self.store, backups.aside_prefix(self.store, "backup", run_id))
+            backups.drop_prefix(self.store, backups.aside_prefix(self.store, "backup", self.run_id))
+
+
+@dataclass
+class BucketMedia:
+    store: S3Bucket
+    # A CopyObject takes tens of milliseconds: a delete of a meeting in the batch being
+    # copied waits for at most this many copies.
+    stage_batch: int = 8
+
+    def stager(self, scratch: Path) -> BucketStager:
+        return BucketStager(self.store, scratch)
 
     def restore_dir(self, scratch: Path) -> Path:
         target = scratch / "media-restore"
