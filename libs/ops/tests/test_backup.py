@@ -453,7 +453,7 @@ def test_a_delete_during_the_dump_does_not_wait_and_the_archive_keeps_the_meetin
     assert len(state(dev)["rows"]["meetings"]) == 3
 
 
-def test_a_delete_of_a_meeting_being_set_aside_waits_only_for_its_batch(
+def test_a_delete_while_the_recordings_are_set_aside_waits_only_for_that(
     dev: Env, redis_url: str, monkeypatch
 ) -> None:
     from backend.main import create_app
@@ -467,7 +467,7 @@ def test_a_delete_of_a_meeting_being_set_aside_waits_only_for_its_batch(
     with ApiServer(create_app(_backend_settings(dev, redis_url))) as api:
 
         def add(self: LocalStager, names: Any) -> list[str]:
-            # The batch's rows are locked now: the delete must wait for the batch, not longer.
+            # The rows are locked now: the delete must wait until they are set aside, no longer.
             deleter = threading.Thread(
                 target=lambda: outcome.update(status=_api_delete(api, victim))
             )
@@ -736,33 +736,58 @@ def test_verifying_a_file_that_is_no_backup_says_so_and_writes_nothing(tmp_path:
         backup.verify(tmp_path / "missing.tar")
 
 
-def test_a_delete_that_removes_a_file_before_its_lock_makes_the_backup_start_over(
+def test_an_upload_deleted_between_lock_and_snapshot_makes_the_backup_start_over(
     dev: Env, monkeypatch
 ) -> None:
     from ops.backup import pgclient
 
-    ids = seed(dev, 3)
-    queries: list[str] = []
-    deleted: list[uuid.UUID] = []
-    original = pgclient.PsqlSession.value
+    seed(dev, 2)
+    late: list[uuid.UUID] = []
+    snapshots: list[str] = []
+    execute, value = pgclient.PsqlSession.execute, pgclient.PsqlSession.value
 
-    def value(self: pgclient.PsqlSession, sql: str, **kw: Any) -> str | None:
-        answer = original(self, sql, **kw)
-        queries.append(sql)
-        if "to_regclass('public.meetings')" in sql and not deleted:
-            # The snapshot now exists; this delete commits and removes the file before the
-            # row is locked: the archive could not hold the recording its dump references.
-            delete_meeting(dev, ids[0])
-            deleted.append(ids[0])
+    def execute_hooked(self: pgclient.PsqlSession, sql: str, **kw: Any) -> list[str]:
+        if sql.startswith("BEGIN ISOLATION LEVEL REPEATABLE READ") and not late:
+            # The rows are locked; this upload commits before the snapshot: it is in the
+            # snapshot without being locked.
+            late.append(add_meeting(dev, "late", seed=9))
+        return execute(self, sql, **kw)
+
+    def value_hooked(self: pgclient.PsqlSession, sql: str, **kw: Any) -> str | None:
+        answer = value(self, sql, **kw)
+        if "pg_export_snapshot" in sql:
+            snapshots.append(answer or "")
+            if len(snapshots) == 1:
+                # ... and it is deleted, file and all, before the backup could lock it.
+                delete_meeting(dev, late[0])
         return answer
 
-    monkeypatch.setattr(pgclient.PsqlSession, "value", value)
+    monkeypatch.setattr(pgclient.PsqlSession, "execute", execute_hooked)
+    monkeypatch.setattr(pgclient.PsqlSession, "value", value_hooked)
     created = backup.create(Environment.parse("dev"))
-    attempts = [q for q in queries if "to_regclass('public.meetings')" in q]
-    assert len(attempts) == 2, "the first snapshot lost a recording: a second one was taken"
+    assert len(snapshots) == 2, "the first snapshot lost a recording: a second one was taken"
     assert created.manifest.row_counts["public.meetings"] == 2
-    assert f"media/{ids[0].hex}.wav" not in {p.name for p in created.manifest.media_parts}
+    assert f"media/{late[0].hex}.wav" not in {p.name for p in created.manifest.media_parts}
+    assert len(created.manifest.media_parts) == 2
     assert created.manifest.media_missing == []
+
+
+def test_an_upload_between_lock_and_snapshot_is_locked_and_archived(dev: Env, monkeypatch) -> None:
+    from ops.backup import pgclient
+
+    seed(dev, 2)
+    late: list[uuid.UUID] = []
+    execute = pgclient.PsqlSession.execute
+
+    def execute_hooked(self: pgclient.PsqlSession, sql: str, **kw: Any) -> list[str]:
+        if sql.startswith("BEGIN ISOLATION LEVEL REPEATABLE READ") and not late:
+            late.append(add_meeting(dev, "late", seed=9))
+        return execute(self, sql, **kw)
+
+    monkeypatch.setattr(pgclient.PsqlSession, "execute", execute_hooked)
+    created = backup.create(Environment.parse("dev"))
+    assert created.manifest.row_counts["public.meetings"] == 3
+    assert f"media/{late[0].hex}.wav" in {p.name for p in created.manifest.media_parts}
 
 
 # --- the record monitoring reads ------------------------------------------------------------

@@ -2,23 +2,22 @@
 
 Deletes are never held up for the length of the dump or of the media copy:
 
-1. A REPEATABLE READ transaction exports its snapshot (pg_dump dumps exactly that later) and
-   lists the recordings its meeting rows reference. It takes no row lock and stays open,
-   idle, until pg_dump has read the snapshot.
-2. The recordings are set aside (hard links locally, in the compose volume too; server-side
-   copies in a bucket) a batch at a time, each batch while a second, READ COMMITTED session
-   holds `FOR KEY SHARE` locks on just that batch's rows: a DELETE of one of them waits a few
-   milliseconds, deletes of other meetings and the worker's status updates do not wait at all.
-3. pg_dump reads the snapshot, and the archive is written from what was set aside, with no
-   lock held: the app deletes freely, and a deleted original leaves its set-aside copy intact.
+1. A READ COMMITTED session locks every meeting row `FOR KEY SHARE` (a DELETE of one waits;
+   the worker's status updates and new uploads do not), then a REPEATABLE READ transaction
+   exports its snapshot (pg_dump dumps exactly that later) and lists the recordings its rows
+   reference. Rows that committed between the two are locked as well.
+2. Those recordings are set aside: hard links locally and inside the compose volume
+   (milliseconds for thousands), server-side copies in a bucket (in parallel). Then the lock
+   is released: it lasted one statement, the snapshot and the links or copies.
+3. pg_dump reads the snapshot and the archive is written from what was set aside, with no lock
+   held: the app deletes freely, and a deleted original leaves its set-aside copy intact.
 
 Uploads write their file before their row commits; deletes commit first and unlink after. So a
-row of the snapshot whose row is still there when its batch is locked has its file (or it was
-removed outside the app: recorded in the manifest as missing). A row deleted after the
-snapshot but before its lock is fine if its file could still be set aside; if the delete had
-already removed the file, the archive would lack a recording its dump references, so the
-backup starts over with a fresh snapshot. Only files referenced by dumped rows are archived;
-uploads still in flight and orphans are not.
+locked row has its file (or it was removed outside the app: recorded in the manifest as
+missing). An upload that commits between the lock and the snapshot and is deleted again,
+file and all, before its own lock would leave the dump referencing a recording the archive
+lacks: the backup then starts over with a fresh snapshot (it takes milliseconds to happen).
+Only files referenced by dumped rows are archived; uploads still in flight and orphans are not.
 """
 
 from __future__ import annotations
@@ -50,8 +49,7 @@ from ops.runtimes.base import Staged
 # The meetings schema: recordings are named by meetings.media_filename, in MEDIA_DIR or a bucket.
 MEDIA_TABLE = "public.meetings"
 MEDIA_COLUMN = "media_filename"
-# A fresh snapshot per attempt; an attempt is lost only when a delete slips in between the
-# snapshot and its batch's lock *and* has already removed the file (milliseconds apart).
+# A fresh snapshot per attempt; one is lost only to an upload deleted within milliseconds.
 SNAPSHOT_ATTEMPTS = 5
 ROW_LOCK_TIMEOUT = "60s"  # waiting on an in-flight DELETE; longer means something is stuck
 
@@ -68,64 +66,73 @@ class Snapshot:
     postgres_version: str
 
 
-def _open_snapshot(target: StackData) -> Snapshot:
-    """Begin the snapshot transaction (no locks) and read what the archive must hold."""
-    session = PsqlSession(target.endpoint, target.database)
-    try:
-        session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        # The first statement fixes the snapshot; everything below reads the same one.
-        name = session.value("SELECT pg_export_snapshot()") or ""
-        media: list[str] = []
-        if session.value(f"SELECT to_regclass({literal(MEDIA_TABLE)}) IS NOT NULL") == "t":
-            media = session.json(
-                f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM {MEDIA_TABLE}"  # noqa: S608 - constants
-            )
-        return Snapshot(
-            session=session,
-            name=name,
-            media=[m for m in media if m],
-            revision=alembic_revision(session),
-            row_counts=table_counts(session),
-            postgres_version=session.value("SHOW server_version") or "",
-        )
-    except BaseException:
-        session.close()
-        raise
-
-
 class _RacedError(Exception):
     """A meeting of the snapshot was deleted, file and all, before it could be set aside."""
 
 
-def _set_aside(target: StackData, media: Sequence[str], scratch: Path) -> Staged:
-    """Set `media` aside batch by batch, each batch's rows locked only meanwhile (step 2)."""
+def _lock_rows(guard: PsqlSession, names: Sequence[str] | None = None) -> set[str]:
+    """Lock meeting rows (all, or those of `names`) against deletion; their recordings.
+
+    READ COMMITTED: a row whose DELETE is in flight is waited for, then skipped if the delete
+    committed; never a serialization failure."""
+    where = ""
+    if names is not None:
+        where = f" WHERE {MEDIA_COLUMN} = ANY(ARRAY[{', '.join(map(literal, names))}]::text[])"
+    locked: list[str] = guard.json(
+        f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM ("  # noqa: S608 - constants, quoted names
+        f"SELECT {MEDIA_COLUMN} FROM {MEDIA_TABLE}{where} FOR KEY SHARE) AS locked"
+    )
+    return {name for name in locked if name}
+
+
+def _snapshot_and_set_aside(target: StackData, scratch: Path) -> tuple[Snapshot, Staged]:
+    """Steps 1 and 2 of the module doc: the snapshot, and its recordings set aside while their
+    rows are locked. Everything slow (starting processes and containers) happens before the
+    lock; under it: one statement, the snapshot, the links or copies."""
     stager = target.media.stager(scratch)
+    guard = PsqlSession(target.endpoint, target.database)
+    session = PsqlSession(target.endpoint, target.database)
     try:
-        with PsqlSession(target.endpoint, target.database) as guard:
-            step = max(1, target.media.stage_batch)
-            for start in range(0, len(media), step):
-                batch = list(media[start : start + step])
-                names = ", ".join(literal(n) for n in batch)
-                guard.execute(f"BEGIN; SET LOCAL lock_timeout = {literal(ROW_LOCK_TIMEOUT)}")
-                # READ COMMITTED: a row whose DELETE is in flight is waited for, then skipped
-                # if it committed; never a serialization failure.
-                present = set(
-                    guard.json(
-                        f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM ("  # noqa: S608 - constants, quoted names
-                        f"SELECT {MEDIA_COLUMN} FROM {MEDIA_TABLE} "
-                        f"WHERE {MEDIA_COLUMN} = ANY(ARRAY[{names}]::text[]) FOR KEY SHARE"
-                        ") AS locked"
-                    )
+        guard.execute(f"BEGIN; SET LOCAL lock_timeout = {literal(ROW_LOCK_TIMEOUT)}")
+        has_media = guard.value(f"SELECT to_regclass({literal(MEDIA_TABLE)}) IS NOT NULL") == "t"
+        # Lock first, then snapshot: a delete that commits in between cannot exist.
+        locked = _lock_rows(guard) if has_media else set()
+        session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # The first statement fixes the snapshot; everything below reads the same one.
+        name = session.value("SELECT pg_export_snapshot()") or ""
+        media: list[str] = []
+        if has_media:
+            media = [
+                m
+                for m in session.json(
+                    f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM {MEDIA_TABLE}"  # noqa: S608 - constants
                 )
-                gone = stager.add(batch)
-                guard.execute("COMMIT")
-                raced = [n for n in gone if n not in present]
-                if raced:
-                    raise _RacedError(raced[0])
-        return stager.staged()
+                if m
+            ]
+        # Uploads that committed between the lock and the snapshot: lock them too.
+        extras = [m for m in media if m not in locked]
+        if extras:
+            locked |= _lock_rows(guard, extras)
+        gone = stager.add(media)
+        guard.execute("COMMIT")
+        raced = [n for n in gone if n not in locked]
+        if raced:
+            raise _RacedError(raced[0])
+        snapshot = Snapshot(
+            session=session,
+            name=name,
+            media=media,
+            revision=alembic_revision(session),
+            row_counts=table_counts(session),
+            postgres_version=session.value("SHOW server_version") or "",
+        )
+        return snapshot, stager.staged()
     except BaseException:
         stager.discard()
+        session.close()
         raise
+    finally:
+        guard.close()
 
 
 def _git() -> tuple[str | None, bool | None]:
@@ -180,18 +187,18 @@ def write_archive(
         when = archive.utc_now()
         dump = work / archive.DUMP
         for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
-            snapshot = _open_snapshot(target)
             try:
-                try:
-                    staged = _set_aside(target, snapshot.media, work)
-                except _RacedError as raced:
-                    if attempt == SNAPSHOT_ATTEMPTS:
-                        raise OpsError(
-                            f"{SNAPSHOT_ATTEMPTS} snapshots in a row lost a recording to a "
-                            f"delete before it could be set aside (last: {raced})",
-                            "the app is deleting meetings very fast; run the backup again",
-                        ) from None
-                    continue
+                snapshot, staged = _snapshot_and_set_aside(target, work)
+            except _RacedError as raced:
+                if attempt == SNAPSHOT_ATTEMPTS:
+                    raise OpsError(
+                        f"{SNAPSHOT_ATTEMPTS} snapshots in a row lost a new recording to a "
+                        f"delete before it could be set aside (last: {raced})",
+                        "the app is uploading and deleting meetings very fast; run the "
+                        "backup again",
+                    ) from None
+                continue
+            try:
                 if after_snapshot is not None:
                     after_snapshot()
                 with dump.open("wb") as out:

@@ -84,12 +84,13 @@ class Staged:
 
 
 class Stager(Protocol):
-    """Sets one backup's recordings aside, batch by batch, each while its rows are locked
-    against deletion; the lock is only as long as the cheap part (hard links, server-side
-    copies), the bytes are read afterwards from what was set aside."""
+    """Sets one backup's recordings aside while their rows are locked against deletion: the
+    lock lasts only the cheap part (hard links, server-side copies); the bytes are read
+    afterwards, unlocked, from what was set aside. Made (containers started...) before the
+    lock is taken."""
 
     def add(self, names: Sequence[str]) -> list[str]:
-        """Set `names` aside now; the names whose recording was not there."""
+        """Set `names` aside now, quickly; the names whose recording was not there."""
 
     def staged(self) -> Staged:
         """Everything set aside, ready to be read (no row is locked any more)."""
@@ -99,9 +100,6 @@ class Stager(Protocol):
 
 
 class MediaStore(Protocol):
-    stage_batch: int
-    """How many recordings one short row lock covers while they are set aside."""
-
     def stager(self, scratch: Path) -> Stager:
         """A stager for one backup (`scratch`: this machine's working directory for it)."""
 

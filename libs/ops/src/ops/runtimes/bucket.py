@@ -1,7 +1,7 @@
 """Recordings in a bucket (MEDIA_STORE=s3), as backup and restore reach them from this machine:
 the same for every runtime, since the bucket is not on any runtime's disk.
 
-Staging is a server-side copy per recording under `.backup-<id>/` while its row is locked,
+Staging is a server-side copy per recording under `.backup-<id>/` while the rows are locked,
 and the archive is then read from those copies; a restore makes the bucket hold exactly the
 backup's recordings, with what it replaced moved under `.before-<id>/` until it succeeded.
 See recordings.backups for the details.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
@@ -19,6 +20,8 @@ from ops.errors import OpsError
 from ops.runtimes.base import Staged, StagedFile
 from recordings import StoreError, backups
 from recordings.s3 import S3Bucket
+
+COPY_THREADS = 8
 
 
 def _failed(what: str, exc: StoreError) -> OpsError:
@@ -64,12 +67,23 @@ class BucketStager:
                 # wrong secret from a missing permission).
                 self.store.check(write=False)
                 self.checked = True
-            aside = backups.set_aside(self.store, list(names), self.run_id)
+            # The rows are locked meanwhile: copies in parallel keep that short (boto3's
+            # clients are thread-safe; each copy is one request the server does alone).
+            shares = [list(names[i::COPY_THREADS]) for i in range(COPY_THREADS)]
+            with ThreadPoolExecutor(COPY_THREADS) as pool:
+                done = list(
+                    pool.map(
+                        lambda share: backups.set_aside(self.store, share, self.run_id), shares
+                    )
+                )
         except StoreError as exc:
             raise _failed(f"copy the recordings in {self.store.describe()}", exc) from None
-        self.sizes.update(aside.files)
-        self.missing += aside.missing
-        return aside.missing
+        gone = []
+        for aside in done:
+            self.sizes.update(aside.files)
+            gone += aside.missing
+        self.missing += gone
+        return gone
 
     def staged(self) -> Staged:
         return BucketStaged(
@@ -90,9 +104,6 @@ class BucketStager:
 @dataclass
 class BucketMedia:
     store: S3Bucket
-    # A CopyObject takes tens of milliseconds: a delete of a meeting in the batch being
-    # copied waits for at most this many copies.
-    stage_batch: int = 8
 
     def stager(self, scratch: Path) -> BucketStager:
         return BucketStager(self.store, scratch)

@@ -70,6 +70,8 @@ while IFS= read -r name; do
 done
 """
 
+LINK_BATCH = 500
+
 # Read what LINK_SCRIPT set aside, with no row locked any more; then remove it.
 FETCH_SCRIPT = 'cd "$1/.backup-$2" && exec tar --create --file=- .'
 DROP_SCRIPT = 'rm -rf -- "$1/.backup-$2"'
@@ -119,7 +121,6 @@ class ComposeMedia:
     compose: Sequence[str]
     mount: str = COMPOSE_MEDIA_MOUNT
     service: str = COMPOSE_MEDIA_SERVICE
-    stage_batch: int = 1000  # hard links inside the volume: a lock per thousand is still short
 
     def argv(self, script: str, *args: str) -> list[str]:
         """A one-off container of the backend service (it mounts the media volume)."""
@@ -279,13 +280,18 @@ class ComposeStager:
         assert self._proc is not None and self._proc.stdin is not None
         # A line per name: one with a line break cannot be sent, and the backend never makes one.
         wanted = [n for n in names if safe_media_name(n) and "\n" not in n]
-        try:
-            self._proc.stdin.write(b"".join(n.encode() + b"\n" for n in wanted) + b"\n")
-            self._proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise self._fail("set the recordings aside") from None
-        answers = self._expect(b"done")
-        gone_here = {a.removeprefix(b"gone ").decode() for a in answers if a.startswith(b"gone ")}
+        gone_here: set[str] = set()
+        # Batches small enough that their answers fit in a pipe's buffer: the script never
+        # blocks writing while this side still writes.
+        for start in range(0, len(wanted), LINK_BATCH):
+            batch = wanted[start : start + LINK_BATCH]
+            try:
+                self._proc.stdin.write(b"".join(n.encode() + b"\n" for n in batch) + b"\n")
+                self._proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                raise self._fail("set the recordings aside") from None
+            answers = self._expect(b"done")
+            gone_here |= {a[5:].decode() for a in answers if a.startswith(b"gone ")}
         gone = [n for n in names if n not in wanted or n in gone_here]
         self.files += [n for n in wanted if n not in gone_here]
         self.missing += gone

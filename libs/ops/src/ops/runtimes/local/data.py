@@ -114,7 +114,6 @@ class LocalMedia:
     """MEDIA_DIR on this machine: hard links to stage a backup, renames to swap a restore."""
 
     directory: Path
-    stage_batch: int = 1000  # links take microseconds: a lock per thousand is still short
 
     def _sibling(self, kind: str) -> Path:
         # Next to MEDIA_DIR: the same filesystem, so links and renames are cheap and atomic.
