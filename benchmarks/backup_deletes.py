@@ -214,7 +214,7 @@ def main() -> None:
 
     result = {
         "what": "DELETE /api/v1/meetings/{id} latency, one client at 20/s, during `inv backup` "
-        "of 1 GiB of media vs with no backup running; medians over runs",
+        f"of {args.media_mb} MiB of media vs with no backup running; medians over runs",
         "meetings": args.meetings,
         "media_mib": args.media_mb,
         "runs": runs,

@@ -29,7 +29,7 @@ import pytest
 from mi_testing import ApiServer, free_port
 from ops import backup, db
 from ops import env as env_files
-from ops.backup import archive
+from ops.backup import archive, seal
 from ops.backup.lock import exclusive
 from ops.backup.record import SUCCESS_RECORD
 from ops.environment import Environment
@@ -169,13 +169,33 @@ def seed(env: Env, count: int = 3) -> list[uuid.UUID]:
 # --- rewriting archives for the refusal tests -------------------------------------------------
 
 
-def repack(source: Path, target: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+def dev_key() -> seal.BackupKey:
+    return seal.key_from(Environment.parse("dev").values(), ".env.dev")
+
+
+def set_value(env: Env, key: str, value: str) -> None:
+    path = env.root / f".env.{env.name}"
+    lines = [line for line in path.read_text().splitlines() if not line.startswith(f"{key}=")]
+    path.write_text("\n".join([*lines, f"{key}={value}"]) + "\n")
+
+
+def repack(
+    source: Path,
+    target: Path,
+    change: Callable[[dict[str, Any]], None],
+    *,
+    sign: seal.BackupKey | None = None,
+    mac: bool = True,
+) -> Path:
     """A copy of `source` whose manifest `change` edited, with valid checksums throughout:
-    only the content of the manifest is wrong, not the archive's integrity."""
+    only the content of the manifest is wrong, not the archive's integrity. Its MAC is the
+    old one (what an attacker without the key can do), or made with `sign`, or left out."""
     with tarfile.open(source) as tar, tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as out:
         for member in tar:
             data = tar.extractfile(member).read()  # type: ignore[union-attr]
             if member.name == archive.MANIFEST_SUM:
+                continue
+            if member.name == seal.MAC_MEMBER and (sign is not None or not mac):
                 continue
             if member.name == archive.MANIFEST:
                 manifest = json.loads(data)
@@ -188,6 +208,11 @@ def repack(source: Path, target: Path, change: Callable[[dict[str, Any]], None])
                 info = tarfile.TarInfo(archive.MANIFEST_SUM)
                 info.size = len(line)
                 out.addfile(info, io.BytesIO(line))
+                if sign is not None:
+                    line = sign.mac_line(data)
+                    info = tarfile.TarInfo(seal.MAC_MEMBER)
+                    info.size = len(line)
+                    out.addfile(info, io.BytesIO(line))
     return target
 
 
@@ -312,14 +337,21 @@ def _unknown_revision(path: Path, tmp: Path) -> Path:
     def newer(manifest: dict[str, Any]) -> None:
         manifest["alembic_revision"] = "9999"
 
-    return repack(path, tmp / path.name, newer)
+    return repack(path, tmp / path.name, newer, sign=dev_key())
 
 
 def _wrong_counts(path: Path, tmp: Path) -> Path:
     def more(manifest: dict[str, Any]) -> None:
         manifest["row_counts"]["public.meetings"] += 1
 
-    return repack(path, tmp / path.name, more)
+    return repack(path, tmp / path.name, more, sign=dev_key())
+
+
+def _unsigned_change(path: Path, tmp: Path) -> Path:
+    def fewer(manifest: dict[str, Any]) -> None:
+        manifest["row_counts"]["public.meetings"] -= 1
+
+    return repack(path, tmp / path.name, fewer)  # the old MAC: it no longer matches
 
 
 def _not_ours(path: Path, tmp: Path) -> Path:
@@ -338,6 +370,7 @@ def _not_ours(path: Path, tmp: Path) -> Path:
         (_flip_in_manifest, "the manifest is damaged"),
         (_unknown_revision, "revision 9999, which this code does not know"),
         (_wrong_counts, "public.meetings: 3 rows after restore, the manifest says 4"),
+        (_unsigned_change, "its MAC does not match its manifest: the archive was altered"),
         (_not_ours, "manifest.json is missing|has no manifest.json"),
     ],
     ids=lambda v: getattr(v, "__name__", "")[1:] if callable(v) else "",
@@ -395,6 +428,128 @@ def test_restore_asks_and_refuses_without_a_terminal(dev: Env, monkeypatch) -> N
         backup.restore(Environment.parse("dev"), created.path)
     assert "--yes" in str(info.value)
     assert state(dev) == before
+
+
+# --- archives this deployment made, and only those -----------------------------------------
+
+
+def test_an_archive_of_another_deployment_is_refused_unless_trusted(dev: Env, capsys) -> None:
+    seed(dev, 2)
+    created = backup.create(Environment.parse("dev"))
+    ours = dev_key().key_id
+    # Another deployment: the same env name, another BACKUP_KEY.
+    set_value(dev, "BACKUP_KEY", "another-deployments-key-0123456789abcdef")
+    add_meeting(dev, "the live data has moved on", seed=9)
+    before, dbs_before = state(dev), databases(dev)
+
+    with pytest.raises(OpsError, match=f"signed with another BACKUP_KEY \\(key id {ours}") as info:
+        backup.restore(Environment.parse("dev"), created.path, yes=True)
+    assert "--trust-unsigned" in str(info.value) and "nothing was changed" in str(info.value)
+    assert state(dev) == before and databases(dev) == dbs_before
+    refused = backup.verify(created.path)
+    assert not refused.ok and "--trust-unsigned" in refused.problems[0]
+
+    assert backup.verify(created.path, trust=True).ok
+    backup.restore(Environment.parse("dev"), created.path, yes=True, trust=True)
+    assert "is not signed by dev's BACKUP_KEY" in capsys.readouterr().out
+    assert len(state(dev)["rows"]["meetings"]) == 2
+
+
+def test_an_unsigned_archive_of_an_older_version_needs_the_flag(dev: Env, tmp_path: Path) -> None:
+    seed(dev, 2)
+    created = backup.create(Environment.parse("dev"))
+
+    def as_before_signing(manifest: dict[str, Any]) -> None:
+        manifest["format"] = archive.UNSIGNED_FORMAT
+        del manifest["key_id"], manifest["encryption"]
+
+    old = repack(created.path, tmp_path / created.path.name, as_before_signing, mac=False)
+    add_meeting(dev, "later", seed=9)
+    before = state(dev)
+    with pytest.raises(OpsError, match="carries no MAC") as info:
+        backup.restore(Environment.parse("dev"), old, yes=True)
+    assert "--trust-unsigned" in str(info.value)
+    assert state(dev) == before
+
+    backup.restore(Environment.parse("dev"), old, yes=True, trust=True)
+    assert len(state(dev)["rows"]["meetings"]) == 2
+
+
+def test_a_tampered_part_with_a_rewritten_manifest_is_refused(dev: Env, tmp_path: Path) -> None:
+    """What an attacker without the key can do at best: change a recording and make every
+    checksum agree again. Only the MAC tells."""
+    seed(dev, 2)
+    created = backup.create(Environment.parse("dev"))
+    forged = tmp_path / created.path.name
+    evil = b"RIFF forged recording"
+    with (
+        tarfile.open(created.path) as tar,
+        tarfile.open(forged, "w", format=tarfile.PAX_FORMAT) as out,
+    ):
+        victim = next(m.name for m in tar if m.name.startswith("media/"))
+        for member in tar:
+            data = tar.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == victim:
+                data = evil
+            elif member.name == archive.MANIFEST:
+                manifest = json.loads(data)
+                for part in manifest["parts"]:
+                    if part["name"] == victim:
+                        part.update(size=len(evil), sha256=hashlib.sha256(evil).hexdigest())
+                data = json.dumps(manifest).encode()
+            elif member.name == archive.MANIFEST_SUM:
+                raw = json.dumps(manifest).encode()
+                data = f"{hashlib.sha256(raw).hexdigest()}  {archive.MANIFEST}\n".encode()
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    before = state(dev)
+    with pytest.raises(OpsError, match="its MAC does not match its manifest"):
+        backup.restore(Environment.parse("dev"), forged, yes=True)
+    assert state(dev) == before
+    assert not backup.verify(forged).ok
+
+
+def test_an_encrypted_archive_round_trips_and_hides_the_data(dev: Env, tmp_path: Path) -> None:
+    set_value(dev, "BACKUP_ENCRYPT", "true")
+    seed(dev, 2)
+    before = state(dev)
+    created = backup.create(Environment.parse("dev"))
+    assert created.manifest.encryption == seal.ENCRYPTION
+    raw = created.path.read_bytes()
+    for name in before["media"]:
+        assert (dev.media / name).read_bytes()[100:164] not in raw, "a recording is readable"
+    assert b"Alice will send the report" not in raw, "the dump is readable"
+    assert backup.verify(created.path, drill=True).ok
+
+    for meeting in state(dev)["rows"]["meetings"]:
+        delete_meeting(dev, uuid.UUID(meeting["id"]))
+    backup.restore(Environment.parse("dev"), created.path, yes=True)
+    assert state(dev) == before
+
+    # A bit flipped inside an encrypted recording: its chunk no longer decrypts.
+    damaged = tmp_path / created.path.name
+    damaged.write_bytes(raw)
+    with tarfile.open(damaged) as tar:
+        name = next(m.name for m in tar if m.name.startswith("media/"))
+    offset, size = member_offset(damaged, name)
+    flip_bit(damaged, offset + size // 2)
+    with pytest.raises(OpsError, match="does not decrypt with this deployment's BACKUP_KEY"):
+        backup.restore(Environment.parse("dev"), damaged, yes=True)
+    assert state(dev) == before
+
+    # Another deployment's key cannot read it, trusted or not.
+    set_value(dev, "BACKUP_KEY", "another-deployments-key-0123456789abcdef")
+    result = backup.verify(created.path, trust=True)
+    assert not result.ok and "does not decrypt" in "; ".join(result.problems)
+
+
+def test_no_backup_without_a_backup_key(dev: Env) -> None:
+    seed(dev, 1)
+    set_value(dev, "BACKUP_KEY", "change-me")
+    with pytest.raises(OpsError, match="BACKUP_KEY is a placeholder") as info:
+        backup.create(Environment.parse("dev"))
+    assert "inv env.setup --env" in str(info.value)
+    assert not list((dev.root / "backups" / "dev").glob("*.tar"))
 
 
 # --- consistency while the app writes ---------------------------------------------------------
@@ -588,6 +743,7 @@ def test_verify_and_drill(dev: Env, capsys) -> None:
         created.path,
         created.path.with_name("mi-dev-20000101T000000.000Z.tar"),
         lambda m: m["row_counts"].update({"public.action_items": 7}),
+        sign=dev_key(),
     )
     result = backup.verify(wrong)
     assert result.ok, "checksums alone cannot see a wrong count"

@@ -16,7 +16,7 @@ import pytest
 from mi_testing.objectstore import MediaUnderTest
 from ops import backup
 from ops import env as env_files
-from ops.backup import archive
+from ops.backup import archive, seal
 from ops.environment import Environment
 from ops.errors import OpsError
 from recordings.s3 import S3Bucket
@@ -177,6 +177,7 @@ def test_the_cronjob_uploads_a_verified_archive_and_keeps_the_newest(
         "S3_SECRET_ACCESS_KEY": s3_media.fields["s3_secret_access_key"],
         "BACKUP_WORK_DIR": str(tmp_path / "work"),
         "BACKUP_KEEP": "2",
+        "BACKUP_KEY": "the-cluster-backup-key-0123456789",
     }
     keys = [cronjob.run(environ) for _ in range(3)]
     assert all(k.startswith("backups/prod/mi-prod-") for k in keys)
@@ -189,9 +190,25 @@ def test_the_cronjob_uploads_a_verified_archive_and_keeps_the_newest(
     assert isinstance(store, S3Bucket)
     fetched = tmp_path / keys[-1].rsplit("/", 1)[-1]
     store.client.download_file(store.location.bucket, keys[-1], str(fetched))
-    checked = backup.verify(fetched)
+    key = seal.BackupKey.from_secret(environ["BACKUP_KEY"])
+    checked = backup.verify(fetched, key=key)
     assert checked.ok and checked.manifest is not None
     assert len(checked.manifest.media_parts) == 1
+    assert checked.manifest.key_id == key.key_id  # signed by the job's key
+    foreign = backup.verify(fetched, key=seal.BackupKey.from_secret("x" * 32))
+    assert not foreign.ok and "another BACKUP_KEY" in foreign.problems[0]
+
+    # Encrypted at rest when asked: no recording byte is readable in what was uploaded.
+    encrypted = cronjob.run({**environ, "BACKUP_ENCRYPT": "true"})
+    store.client.download_file(store.location.bucket, encrypted, str(fetched))
+    recording = s3_media.read(s3_media.names()[0])
+    assert recording[100:164] not in fetched.read_bytes()
+    decrypted = backup.verify(fetched, key=key)
+    assert decrypted.ok and decrypted.manifest is not None
+    assert decrypted.manifest.encryption == seal.ENCRYPTION
+
+    no_key = {k: v for k, v in environ.items() if k != "BACKUP_KEY"}
+    assert cronjob.main(no_key) == 2  # nothing is made that nobody could authenticate
 
     assert cronjob.main({**environ, "MEDIA_STORE": "local"}) == 2
     assert cronjob.main({**environ, "S3_SECRET_ACCESS_KEY": "wrong-secret-0123456789ab"}) == 1

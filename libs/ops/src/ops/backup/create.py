@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops import console, project, runtimes
-from ops.backup import archive, catalog, record, verify
+from ops.backup import archive, catalog, record, seal, verify
 from ops.backup.archive import ArchiveWriter, Manifest
 from ops.backup.lock import exclusive
 from ops.backup.pgclient import (
@@ -41,6 +41,7 @@ from ops.backup.pgclient import (
     run_tool,
     table_counts,
 )
+from ops.backup.seal import BackupKey
 from ops.environment import Environment
 from ops.errors import OpsError
 from ops.runtimes import StackData
@@ -176,6 +177,8 @@ def write_archive(
     env_name: str,
     directory: Path,
     *,
+    key: BackupKey,
+    encrypt: bool,
     started: float,
     after_snapshot: Callable[[], None] | None = None,
 ) -> tuple[Path, Manifest]:
@@ -242,7 +245,7 @@ def write_archive(
             media_missing=sorted(staged.missing),
         )
         path = directory / archive.archive_name(env_name, when)
-        with ArchiveWriter(path) as writer:
+        with ArchiveWriter(path, key, encrypt=encrypt) as writer:
             writer.add_file(archive.DUMP, dump)
             for name in sorted(staged.files):
                 with staged.open(name) as part:
@@ -270,16 +273,25 @@ def create(
     """
     if keep < 0:
         raise OpsError(f"--keep {keep}: give the number of backups to keep (0 keeps all)", code=2)
+    values = env.values()
+    key = seal.key_from(values, env.env_file.name)
+    encrypt = seal.encrypt_wanted(values)
     target = runtimes.running(env).data()
     started = time.monotonic()
     with exclusive(env) as directory:
         path, manifest = write_archive(
-            target, env.name, directory, started=started, after_snapshot=after_snapshot
+            target,
+            env.name,
+            directory,
+            key=key,
+            encrypt=encrypt,
+            started=started,
+            after_snapshot=after_snapshot,
         )
         written = console.size(path.stat().st_size)
         console.say(f"wrote {path} ({written}) in {console.elapsed(started)}")
         if verify_after:
-            result = verify.verify(path)
+            result = verify.verify(path, key=key)
             if not result.ok:
                 raise OpsError(
                     f"the new backup {path.name} does not read back intact: "
