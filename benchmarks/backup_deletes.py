@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -58,6 +59,7 @@ class Deleter:
         )
         self.victims = victims
         self.latencies: list[float] = []
+        self.started: list[float] = []  # perf_counter() at each send
         self.deleted: list[uuid.UUID] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -69,6 +71,7 @@ class Deleter:
             due += PACE
             victim = self.victims.pop()
             start = time.perf_counter()
+            self.started.append(start)
             response = self.client.delete(f"/api/v1/meetings/{victim}")
             self.latencies.append((time.perf_counter() - start) * 1000)
             if response.status_code == 204:
@@ -122,6 +125,18 @@ def check_archive(archive: Path, deleted: list[uuid.UUID], work: Path) -> dict[s
         )
     names = {f"{m.hex}.wav" for m in deleted}
     return {"in_both": len(names & dumped), "in_neither": len(names - dumped)}
+
+
+def phases(out: str) -> dict[str, str]:
+    """The backup's own timings from its output: the row lock's length, and when each step
+    ended (seconds since it started, which is ~1.5 s after the process started)."""
+    found = {
+        "rows_locked_ms": re.search(r"locked against deletion for (\d+) ms", out),
+        "dumped_and_set_aside": re.search(r"file\(s\) in ([\d.]+s)", out),
+        "archive_written": re.search(r"wrote \S+ \([^)]*\) in ([\d.]+s)", out),
+        "read_back_took": re.search(r"intact \([^)]*, ([\d.]+s)\)", out),
+    }
+    return {k: v.group(1) if v else "?" for k, v in found.items()}
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -182,6 +197,7 @@ def main() -> None:
                 with Deleter(api, token, list(live)) as quiet:
                     time.sleep(backup_seconds)
                 with Deleter(api, token, list(quiet.victims)) as during:
+                    began = time.perf_counter()
                     backup_seconds, out = inv(checkout, "backup", *env, "--keep", "1")
                 archive = Path(out.split("backup: ", 1)[1].split(" (", 1)[0])
                 errors = quiet.errors + during.errors
@@ -193,6 +209,16 @@ def main() -> None:
                     "quiet": summary(quiet.latencies),
                     "during_backup": summary(during.latencies),
                     "deleted_during_backup": fate,
+                    # When the backup's steps ended (s after its start) and when the slowest
+                    # deletes were sent: lock, dump, archive writing or read-back?
+                    "phases": phases(out),
+                    "slowest_during": sorted(
+                        (
+                            (round(ms), round(at - began, 1))
+                            for ms, at in zip(during.latencies, during.started, strict=True)
+                        ),
+                        reverse=True,
+                    )[:5],
                 }
                 runs.append(row)
                 print(f"run {run}: {json.dumps(row)}")

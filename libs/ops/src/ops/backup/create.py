@@ -65,6 +65,7 @@ class Snapshot:
     revision: str | None
     row_counts: dict[str, int]
     postgres_version: str
+    locked_seconds: float = 0.0  # how long deletes of meetings could have had to wait
 
 
 class _RacedError(Exception):
@@ -97,6 +98,7 @@ def _snapshot_and_set_aside(target: StackData, scratch: Path) -> tuple[Snapshot,
         guard.execute(f"BEGIN; SET LOCAL lock_timeout = {literal(ROW_LOCK_TIMEOUT)}")
         has_media = guard.value(f"SELECT to_regclass({literal(MEDIA_TABLE)}) IS NOT NULL") == "t"
         # Lock first, then snapshot: a delete that commits in between cannot exist.
+        lock_started = time.monotonic()
         locked = _lock_rows(guard) if has_media else set()
         session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         # The first statement fixes the snapshot; everything below reads the same one.
@@ -116,6 +118,7 @@ def _snapshot_and_set_aside(target: StackData, scratch: Path) -> tuple[Snapshot,
             locked |= _lock_rows(guard, extras)
         gone = stager.add(media)
         guard.execute("COMMIT")
+        locked_seconds = time.monotonic() - lock_started
         raced = [n for n in gone if n not in locked]
         if raced:
             raise _RacedError(raced[0])
@@ -126,6 +129,7 @@ def _snapshot_and_set_aside(target: StackData, scratch: Path) -> tuple[Snapshot,
             revision=alembic_revision(session),
             row_counts=table_counts(session),
             postgres_version=session.value("SHOW server_version") or "",
+            locked_seconds=locked_seconds,
         )
         return snapshot, stager.staged()
     except BaseException:
@@ -221,7 +225,8 @@ def write_archive(
         console.say(
             f"dumped {target.database} ({console.size(dump.stat().st_size)}, revision "
             f"{snapshot.revision or 'none'}) and gathered {len(staged.files)} media "
-            f"file(s) in {console.elapsed(started)}"
+            f"file(s) in {console.elapsed(started)}; meeting rows were locked against deletion "
+            f"for {snapshot.locked_seconds * 1000:.0f} ms"
         )
         if staged.missing:
             console.say(
