@@ -622,7 +622,10 @@ def test_a_delete_while_the_recordings_are_set_aside_waits_only_for_that(
     with ApiServer(create_app(_backend_settings(dev, redis_url))) as api:
 
         def add(self: LocalStager, names: Any) -> list[str]:
-            # The rows are locked now: the delete must wait until they are set aside, no longer.
+            outcome["calls"] = outcome.get("calls", 0) + 1
+            if outcome["calls"] == 1:  # what is there already, before any lock
+                return original(self, names)
+            # The rows are locked now: the delete must wait until the lock is released.
             deleter = threading.Thread(
                 target=lambda: outcome.update(status=_api_delete(api, victim))
             )
@@ -639,12 +642,35 @@ def test_a_delete_while_the_recordings_are_set_aside_waits_only_for_that(
         monkeypatch.setattr(LocalStager, "add", add)
         created = backup.create(Environment.parse("dev"), after_snapshot=after)
 
-    assert outcome["waited"], "the delete went through while its row was being set aside"
+    assert outcome["calls"] == 2 and outcome["waited"], "the delete went through the lock"
     assert outcome["done before the dump"] and outcome["status"] == 204
     assert not (dev.media / f"{victim.hex}.wav").exists(), "the API deleted it afterwards"
     assert f"media/{victim.hex}.wav" in {p.name for p in created.manifest.media_parts}
     assert created.manifest.row_counts["public.meetings"] == 3
     assert created.manifest.media_missing == []
+
+
+def test_a_meeting_deleted_before_the_lock_is_in_neither_dump_nor_archive(
+    dev: Env, monkeypatch
+) -> None:
+    from ops.runtimes.local.data import LocalStager
+
+    ids = seed(dev, 3)
+    original = LocalStager.add
+
+    def add(self: LocalStager, names: Any) -> list[str]:
+        gone = original(self, names)
+        if len(names) == 3:
+            # Set aside before the lock, then deleted (file and all) before the snapshot.
+            delete_meeting(dev, ids[2])
+        return gone
+
+    monkeypatch.setattr(LocalStager, "add", add)
+    created = backup.create(Environment.parse("dev"))
+    assert created.manifest.row_counts["public.meetings"] == 2
+    assert {p.name for p in created.manifest.media_parts} == {f"media/{i.hex}.wav" for i in ids[:2]}
+    assert created.manifest.media_missing == []
+    assert backup.verify(created.path, drill=True).ok
 
 
 def test_backups_during_concurrent_uploads_and_deletes_are_consistent(

@@ -2,13 +2,15 @@
 
 Deletes are never held up for the length of the dump or of the media copy:
 
-1. A READ COMMITTED session locks every meeting row `FOR KEY SHARE` (a DELETE of one waits;
+1. The recordings the meetings reference now are set aside, with no lock: hard links locally
+   and inside the compose volume, server-side copies in a bucket (in parallel).
+2. A READ COMMITTED session locks every meeting row `FOR KEY SHARE` (a DELETE of one waits;
    the worker's status updates and new uploads do not), then a REPEATABLE READ transaction
    exports its snapshot (pg_dump dumps exactly that later) and lists the recordings its rows
-   reference. Rows that committed between the two are locked as well.
-2. Those recordings are set aside: hard links locally and inside the compose volume
-   (milliseconds for thousands), server-side copies in a bucket (in parallel). Then the lock
-   is released: it lasted one statement, the snapshot and the links or copies.
+   reference. Rows that committed between the two are locked as well. Recordings uploaded
+   since step 1 are set aside, and the lock is released: it lasted milliseconds. Recordings
+   never change once stored, so step 1's copies are the snapshot's; those of meetings deleted
+   before the snapshot are left out.
 3. pg_dump reads the snapshot and the archive is written from what was set aside, with no lock
    held: the app deletes freely, and a deleted original leaves its set-aside copy intact.
 
@@ -89,34 +91,35 @@ def _lock_rows(guard: PsqlSession, names: Sequence[str] | None = None) -> set[st
 
 def _snapshot_and_set_aside(target: StackData, scratch: Path) -> tuple[Snapshot, Staged]:
     """Steps 1 and 2 of the module doc: the snapshot, and its recordings set aside while their
-    rows are locked. Everything slow (starting processes and containers) happens before the
-    lock; under it: one statement, the snapshot, the links or copies."""
+    rows are locked. Everything slow (starting processes and containers, setting aside what
+    is there already) happens before the lock; under it: one statement, the snapshot, the
+    links or copies of what was uploaded meanwhile."""
     stager = target.media.stager(scratch)
     guard = PsqlSession(target.endpoint, target.database)
     session = PsqlSession(target.endpoint, target.database)
     try:
-        guard.execute(f"BEGIN; SET LOCAL lock_timeout = {literal(ROW_LOCK_TIMEOUT)}")
         has_media = guard.value(f"SELECT to_regclass({literal(MEDIA_TABLE)}) IS NOT NULL") == "t"
+        listing = f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM {MEDIA_TABLE}"  # noqa: S608 - constants
+        # Set aside what is there now, before any lock: recordings never change once stored
+        # (names are never reused), so these are the snapshot's own for every row it keeps.
+        # Under the lock only the few uploaded since are left to do.
+        early: set[str] = set()
+        if has_media:
+            listed = [m for m in guard.json(listing) if m]
+            early = set(listed) - set(stager.add(listed))
+        guard.execute(f"BEGIN; SET LOCAL lock_timeout = {literal(ROW_LOCK_TIMEOUT)}")
         # Lock first, then snapshot: a delete that commits in between cannot exist.
         lock_started = time.monotonic()
         locked = _lock_rows(guard) if has_media else set()
         session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         # The first statement fixes the snapshot; everything below reads the same one.
         name = session.value("SELECT pg_export_snapshot()") or ""
-        media: list[str] = []
-        if has_media:
-            media = [
-                m
-                for m in session.json(
-                    f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM {MEDIA_TABLE}"  # noqa: S608 - constants
-                )
-                if m
-            ]
+        media = [m for m in session.json(listing) if m] if has_media else []
         # Uploads that committed between the lock and the snapshot: lock them too.
         extras = [m for m in media if m not in locked]
         if extras:
             locked |= _lock_rows(guard, extras)
-        gone = stager.add(media)
+        gone = stager.add([m for m in media if m not in early])
         guard.execute("COMMIT")
         locked_seconds = time.monotonic() - lock_started
         raced = [n for n in gone if n not in locked]
@@ -131,7 +134,12 @@ def _snapshot_and_set_aside(target: StackData, scratch: Path) -> tuple[Snapshot,
             postgres_version=session.value("SHOW server_version") or "",
             locked_seconds=locked_seconds,
         )
-        return snapshot, stager.staged()
+        staged = stager.staged()
+        # Set aside early but deleted before the snapshot: not in the dump, not archived.
+        wanted = set(media)
+        staged.files = [f for f in staged.files if f in wanted]
+        staged.missing = sorted(gone)  # locked rows without a file: removed outside the app
+        return snapshot, staged
     except BaseException:
         stager.discard()
         session.close()
