@@ -84,13 +84,13 @@ class Staged:
 
 
 class Stager(Protocol):
-    """Sets one backup's recordings aside while their rows are locked against deletion: the
-    lock lasts only the cheap part (hard links, server-side copies); the bytes are read
-    afterwards, unlocked, from what was set aside. Made (containers started...) before the
-    lock is taken."""
+    """Sets one backup's recordings aside cheaply (hard links, server-side copies): most of
+    them before the meeting rows are locked, those uploaded meanwhile under the lock; the
+    bytes are read afterwards, unlocked, from what was set aside (ops.backup.create)."""
 
     def add(self, names: Sequence[str]) -> list[str]:
-        """Set `names` aside now, quickly; the names whose recording was not there."""
+        """Set `names` aside now; the names whose recording was not there. Called more than
+        once."""
 
     def staged(self) -> Staged:
         """Everything set aside, ready to be read (no row is locked any more)."""

@@ -1,9 +1,10 @@
 """Recordings in a bucket (MEDIA_STORE=s3), as backup and restore reach them from this machine:
 the same for every runtime, since the bucket is not on any runtime's disk.
 
-Staging is a server-side copy per recording under `.backup-<id>/` while the rows are locked,
-and the archive is then read from those copies; a restore makes the bucket hold exactly the
-backup's recordings, with what it replaced moved under `.before-<id>/` until it succeeded.
+Staging is a server-side copy per recording under `.backup-<id>/` (most before the rows are
+locked, the late ones under the lock), and the archive is then read from those copies; a
+restore makes the bucket hold exactly the backup's recordings, with what it replaced moved
+under `.before-<id>/` until it succeeded.
 See recordings.backups for the details.
 """
 
@@ -67,8 +68,8 @@ class BucketStager:
                 # wrong secret from a missing permission).
                 self.store.check(write=False)
                 self.checked = True
-            # The rows are locked meanwhile: copies in parallel keep that short (boto3's
-            # clients are thread-safe; each copy is one request the server does alone).
+            # In parallel: the late ones are copied while the rows are locked (boto3's clients
+            # are thread-safe; each copy is one request the server does alone).
             shares = [list(names[i::COPY_THREADS]) for i in range(COPY_THREADS)]
             with ThreadPoolExecutor(COPY_THREADS) as pool:
                 done = list(
