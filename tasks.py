@@ -287,14 +287,17 @@ def backup_list(c: Context, env: str = "dev", json: bool = False) -> None:
     help={
         "path": "Backup archive.",
         "drill": "Also restore it into a scratch database, compare, drop the scratch.",
-        "env": "Whose Postgres server runs the drill (default: the backup's own env).",
+        "env": "Whose key checks it and whose Postgres runs the drill (default: the backup's env).",
+        "trust_unsigned": "Accept an archive this deployment did not sign (old or foreign).",
     }
 )
-def verify(c: Context, path: str, drill: bool = False, env: str = "") -> None:
-    """Verify a backup's checksums (and with --drill, that it restores)."""
+def verify(
+    c: Context, path: str, drill: bool = False, env: str = "", trust_unsigned: bool = False
+) -> None:
+    """Verify a backup's signature and checksums (and with --drill, that it restores)."""
     from ops import backup, console
 
-    result = backup.verify(path, drill=drill, env=_env(env) if env else None)
+    result = backup.verify(path, drill=drill, env=_env(env) if env else None, trust=trust_unsigned)
     if result.detail:
         console.say(result.detail)
     if not result.ok:
@@ -307,16 +310,22 @@ def verify(c: Context, path: str, drill: bool = False, env: str = "") -> None:
         "env": ENV_HELP,
         "from_": "Backup archive to restore.",
         "from_env": "Allow a backup of this other environment (refused by default).",
+        "trust_unsigned": "Accept an archive this deployment did not sign (old or foreign).",
         "yes": "Do not ask.",
     }
 )
 def restore(
-    c: Context, from_: str, env: str = "dev", from_env: str = "", yes: bool = False
+    c: Context,
+    from_: str,
+    env: str = "dev",
+    from_env: str = "",
+    trust_unsigned: bool = False,
+    yes: bool = False,
 ) -> None:
     """Restore database and media from a verified backup (stops and restarts backend/worker)."""
     from ops import backup
 
-    backup.restore(_env(env), from_, yes=yes, from_env=from_env or None)
+    backup.restore(_env(env), from_, yes=yes, from_env=from_env or None, trust=trust_unsigned)
 
 
 # --- models ---------------------------------------------------------------------------------

@@ -167,6 +167,7 @@ def test_staging_pipeline_on_the_hardened_production_images(
             "S3_ACCESS_KEY_ID": values["S3_ACCESS_KEY_ID"],
             "S3_SECRET_ACCESS_KEY": values["S3_SECRET_ACCESS_KEY"],
             "BACKUP_WORK_DIR": "/tmp/backup",
+            "BACKUP_KEY": values["BACKUP_KEY"],  # the job signs what it uploads
         }
         job = run(
             "docker",

@@ -31,7 +31,7 @@ from mi_testing import ApiServer, free_port
 from mi_testing.stores import Postgres
 from ops import backup, db
 from ops import env as env_files
-from ops.backup import archive
+from ops.backup import archive, seal
 from ops.backup.lock import exclusive
 from ops.backup.record import SUCCESS_RECORD
 from ops.environment import Environment
@@ -181,13 +181,33 @@ def seed(env: Env, count: int = 3) -> list[uuid.UUID]:
 # --- rewriting archives for the refusal tests -------------------------------------------------
 
 
-def repack(source: Path, target: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+def dev_key() -> seal.BackupKey:
+    return seal.key_from(Environment.parse("dev").values(), ".env.dev")
+
+
+def set_value(env: Env, key: str, value: str) -> None:
+    path = env.root / f".env.{env.name}"
+    lines = [line for line in path.read_text().splitlines() if not line.startswith(f"{key}=")]
+    path.write_text("\n".join([*lines, f"{key}={value}"]) + "\n")
+
+
+def repack(
+    source: Path,
+    target: Path,
+    change: Callable[[dict[str, Any]], None],
+    *,
+    sign: seal.BackupKey | None = None,
+    mac: bool = True,
+) -> Path:
     """A copy of `source` whose manifest `change` edited, with valid checksums throughout:
-    only the content of the manifest is wrong, not the archive's integrity."""
+    only the content of the manifest is wrong, not the archive's integrity. Its MAC is the
+    old one (what an attacker without the key can do), or made with `sign`, or left out."""
     with tarfile.open(source) as tar, tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as out:
         for member in tar:
             data = tar.extractfile(member).read()  # type: ignore[union-attr]
             if member.name == archive.MANIFEST_SUM:
+                continue
+            if member.name == seal.MAC_MEMBER and (sign is not None or not mac):
                 continue
             if member.name == archive.MANIFEST:
                 manifest = json.loads(data)
@@ -200,6 +220,11 @@ def repack(source: Path, target: Path, change: Callable[[dict[str, Any]], None])
                 info = tarfile.TarInfo(archive.MANIFEST_SUM)
                 info.size = len(line)
                 out.addfile(info, io.BytesIO(line))
+                if sign is not None:
+                    line = sign.mac_line(data)
+                    info = tarfile.TarInfo(seal.MAC_MEMBER)
+                    info.size = len(line)
+                    out.addfile(info, io.BytesIO(line))
     return target
 
 
@@ -324,14 +349,21 @@ def _unknown_revision(path: Path, tmp: Path) -> Path:
     def newer(manifest: dict[str, Any]) -> None:
         manifest["alembic_revision"] = "9999"
 
-    return repack(path, tmp / path.name, newer)
+    return repack(path, tmp / path.name, newer, sign=dev_key())
 
 
 def _wrong_counts(path: Path, tmp: Path) -> Path:
     def more(manifest: dict[str, Any]) -> None:
         manifest["row_counts"]["public.meetings"] += 1
 
-    return repack(path, tmp / path.name, more)
+    return repack(path, tmp / path.name, more, sign=dev_key())
+
+
+def _unsigned_change(path: Path, tmp: Path) -> Path:
+    def fewer(manifest: dict[str, Any]) -> None:
+        manifest["row_counts"]["public.meetings"] -= 1
+
+    return repack(path, tmp / path.name, fewer)  # the old MAC: it no longer matches
 
 
 def _not_ours(path: Path, tmp: Path) -> Path:
@@ -350,6 +382,7 @@ def _not_ours(path: Path, tmp: Path) -> Path:
         (_flip_in_manifest, "the manifest is damaged"),
         (_unknown_revision, "revision 9999, which this code does not know"),
         (_wrong_counts, "public.meetings: 3 rows after restore, the manifest says 4"),
+        (_unsigned_change, "its MAC does not match its manifest: the archive was altered"),
         (_not_ours, "manifest.json is missing|has no manifest.json"),
     ],
     ids=lambda v: getattr(v, "__name__", "")[1:] if callable(v) else "",
@@ -409,59 +442,247 @@ def test_restore_asks_and_refuses_without_a_terminal(dev: Env, monkeypatch) -> N
     assert state(dev) == before
 
 
+# --- archives this deployment made, and only those -----------------------------------------
+
+
+def test_an_archive_of_another_deployment_is_refused_unless_trusted(dev: Env, capsys) -> None:
+    seed(dev, 2)
+    created = backup.create(Environment.parse("dev"))
+    ours = dev_key().key_id
+    # Another deployment: the same env name, another BACKUP_KEY.
+    set_value(dev, "BACKUP_KEY", "another-deployments-key-0123456789abcdef")
+    add_meeting(dev, "the live data has moved on", seed=9)
+    before, dbs_before = state(dev), databases(dev)
+
+    with pytest.raises(OpsError, match=f"signed with another BACKUP_KEY \\(key id {ours}") as info:
+        backup.restore(Environment.parse("dev"), created.path, yes=True)
+    assert "--trust-unsigned" in str(info.value) and "nothing was changed" in str(info.value)
+    assert state(dev) == before and databases(dev) == dbs_before
+    refused = backup.verify(created.path)
+    assert not refused.ok and "--trust-unsigned" in refused.problems[0]
+
+    assert backup.verify(created.path, trust=True).ok
+    backup.restore(Environment.parse("dev"), created.path, yes=True, trust=True)
+    assert "is not signed by dev's BACKUP_KEY" in capsys.readouterr().out
+    assert len(state(dev)["rows"]["meetings"]) == 2
+
+
+def test_an_unsigned_archive_of_an_older_version_needs_the_flag(dev: Env, tmp_path: Path) -> None:
+    seed(dev, 2)
+    created = backup.create(Environment.parse("dev"))
+
+    def as_before_signing(manifest: dict[str, Any]) -> None:
+        manifest["format"] = archive.UNSIGNED_FORMAT
+        del manifest["key_id"], manifest["encryption"]
+
+    old = repack(created.path, tmp_path / created.path.name, as_before_signing, mac=False)
+    add_meeting(dev, "later", seed=9)
+    before = state(dev)
+    with pytest.raises(OpsError, match="carries no MAC") as info:
+        backup.restore(Environment.parse("dev"), old, yes=True)
+    assert "--trust-unsigned" in str(info.value)
+    assert state(dev) == before
+
+    backup.restore(Environment.parse("dev"), old, yes=True, trust=True)
+    assert len(state(dev)["rows"]["meetings"]) == 2
+
+
+def test_a_tampered_part_with_a_rewritten_manifest_is_refused(dev: Env, tmp_path: Path) -> None:
+    """What an attacker without the key can do at best: change a recording and make every
+    checksum agree again. Only the MAC tells."""
+    seed(dev, 2)
+    created = backup.create(Environment.parse("dev"))
+    forged = tmp_path / created.path.name
+    evil = b"RIFF forged recording"
+    with (
+        tarfile.open(created.path) as tar,
+        tarfile.open(forged, "w", format=tarfile.PAX_FORMAT) as out,
+    ):
+        victim = next(m.name for m in tar if m.name.startswith("media/"))
+        for member in tar:
+            data = tar.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == victim:
+                data = evil
+            elif member.name == archive.MANIFEST:
+                manifest = json.loads(data)
+                for part in manifest["parts"]:
+                    if part["name"] == victim:
+                        part.update(size=len(evil), sha256=hashlib.sha256(evil).hexdigest())
+                data = json.dumps(manifest).encode()
+            elif member.name == archive.MANIFEST_SUM:
+                raw = json.dumps(manifest).encode()
+                data = f"{hashlib.sha256(raw).hexdigest()}  {archive.MANIFEST}\n".encode()
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    before = state(dev)
+    with pytest.raises(OpsError, match="its MAC does not match its manifest"):
+        backup.restore(Environment.parse("dev"), forged, yes=True)
+    assert state(dev) == before
+    assert not backup.verify(forged).ok
+
+
+def test_an_encrypted_archive_round_trips_and_hides_the_data(dev: Env, tmp_path: Path) -> None:
+    set_value(dev, "BACKUP_ENCRYPT", "true")
+    seed(dev, 2)
+    before = state(dev)
+    created = backup.create(Environment.parse("dev"))
+    assert created.manifest.encryption == seal.ENCRYPTION
+    raw = created.path.read_bytes()
+    for name in before["media"]:
+        assert (dev.media / name).read_bytes()[100:164] not in raw, "a recording is readable"
+    assert b"Alice will send the report" not in raw, "the dump is readable"
+    assert backup.verify(created.path, drill=True).ok
+
+    for meeting in state(dev)["rows"]["meetings"]:
+        delete_meeting(dev, uuid.UUID(meeting["id"]))
+    backup.restore(Environment.parse("dev"), created.path, yes=True)
+    assert state(dev) == before
+
+    # A bit flipped inside an encrypted recording: its chunk no longer decrypts.
+    damaged = tmp_path / created.path.name
+    damaged.write_bytes(raw)
+    with tarfile.open(damaged) as tar:
+        name = next(m.name for m in tar if m.name.startswith("media/"))
+    offset, size = member_offset(damaged, name)
+    flip_bit(damaged, offset + size // 2)
+    with pytest.raises(OpsError, match="does not decrypt with this deployment's BACKUP_KEY"):
+        backup.restore(Environment.parse("dev"), damaged, yes=True)
+    assert state(dev) == before
+
+    # Another deployment's key cannot read it, trusted or not.
+    set_value(dev, "BACKUP_KEY", "another-deployments-key-0123456789abcdef")
+    result = backup.verify(created.path, trust=True)
+    assert not result.ok and "does not decrypt" in "; ".join(result.problems)
+
+
+def test_no_backup_without_a_backup_key(dev: Env) -> None:
+    seed(dev, 1)
+    set_value(dev, "BACKUP_KEY", "change-me")
+    with pytest.raises(OpsError, match="BACKUP_KEY is a placeholder") as info:
+        backup.create(Environment.parse("dev"))
+    assert "inv env.setup --env" in str(info.value)
+    assert not list((dev.root / "backups" / "dev").glob("*.tar"))
+
+
 # --- consistency while the app writes ---------------------------------------------------------
 
 
-def test_a_delete_racing_the_backup_waits_and_its_file_is_archived(
+def _backend_settings(env: Env, redis_url: str) -> Any:
+    from backend.config import BackendSettings
+
+    return BackendSettings(
+        database_url=(env.root / ".env.dev").read_text().split("DATABASE_URL=")[1].split()[0],
+        redis_url=redis_url,
+        api_token=API_TOKEN,
+        media_dir=env.media,
+        whisper_url=f"127.0.0.1:{free_port()}",
+        llm_url=f"http://127.0.0.1:{free_port()}",
+    )
+
+
+def _api_delete(api: ApiServer, meeting_id: uuid.UUID) -> int:
+    with httpx.Client(base_url=api.url, timeout=60) as client:
+        response = client.delete(
+            f"/api/v1/meetings/{meeting_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+        return response.status_code
+
+
+def test_a_delete_during_the_dump_does_not_wait_and_the_archive_keeps_the_meeting(
     dev: Env,
     redis_url: str,
 ) -> None:
-    from backend.config import BackendSettings
     from backend.main import create_app
 
     ids = seed(dev, 3)
     victim = ids[1]
-    settings = BackendSettings(
-        database_url=(dev.root / ".env.dev").read_text().split("DATABASE_URL=")[1].split()[0],
-        redis_url=redis_url,
-        api_token=API_TOKEN,
-        media_dir=dev.media,
-        whisper_url=f"127.0.0.1:{free_port()}",
-        llm_url=f"http://127.0.0.1:{free_port()}",
-    )
     outcome: dict[str, Any] = {}
 
-    with ApiServer(create_app(settings)) as api:
-
-        def delete() -> None:
-            with httpx.Client(base_url=api.url, timeout=60) as client:
-                response = client.delete(
-                    f"/api/v1/meetings/{victim}", headers={"Authorization": f"Bearer {API_TOKEN}"}
-                )
-                outcome["status"] = response.status_code
-                outcome["at"] = time.monotonic()
-
-        deleter = threading.Thread(target=delete)
+    with ApiServer(create_app(_backend_settings(dev, redis_url))) as api:
 
         def race() -> None:
-            # The snapshot has the victim; its DELETE now arrives and must wait for the backup.
-            deleter.start()
-            time.sleep(1.0)
-            assert deleter.is_alive(), "the delete went through while the backup held the rows"
-            outcome["released"] = time.monotonic()
+            # The recordings are set aside, the dump has not started: no row is locked.
+            started = time.monotonic()
+            outcome["status"] = _api_delete(api, victim)
+            outcome["seconds"] = time.monotonic() - started
+            outcome["file gone"] = not (dev.media / f"{victim.hex}.wav").exists()
 
         created = backup.create(Environment.parse("dev"), after_snapshot=race)
-        deleter.join(30)
 
-    assert outcome["status"] == 204 and outcome["at"] > outcome["released"]
-    assert not (dev.media / f"{victim.hex}.wav").exists(), "the API deleted it afterwards"
-    archived = {p.name for p in created.manifest.media_parts}
-    assert f"media/{victim.hex}.wav" in archived
+    assert outcome["status"] == 204 and outcome["file gone"]
+    assert outcome["seconds"] < 2, "the delete waited for the backup"
+    # The snapshot predates the delete: its row is in the dump and its file in the archive.
     assert created.manifest.row_counts["public.meetings"] == 3
+    assert f"media/{victim.hex}.wav" in {p.name for p in created.manifest.media_parts}
 
     backup.restore(Environment.parse("dev"), created.path, yes=True)
     assert (dev.media / f"{victim.hex}.wav").exists()
     assert len(state(dev)["rows"]["meetings"]) == 3
+
+
+def test_a_delete_while_the_recordings_are_set_aside_waits_only_for_that(
+    dev: Env, redis_url: str, monkeypatch
+) -> None:
+    from backend.main import create_app
+    from ops.runtimes.local.data import LocalStager
+
+    ids = seed(dev, 3)
+    victim = ids[0]
+    original = LocalStager.add
+    outcome: dict[str, Any] = {}
+
+    with ApiServer(create_app(_backend_settings(dev, redis_url))) as api:
+
+        def add(self: LocalStager, names: Any) -> list[str]:
+            outcome["calls"] = outcome.get("calls", 0) + 1
+            if outcome["calls"] == 1:  # what is there already, before any lock
+                return original(self, names)
+            # The rows are locked now: the delete must wait until the lock is released.
+            deleter = threading.Thread(
+                target=lambda: outcome.update(status=_api_delete(api, victim))
+            )
+            deleter.start()
+            time.sleep(0.5)
+            outcome["waited"] = deleter.is_alive()
+            outcome["deleter"] = deleter
+            return original(self, names)
+
+        def after() -> None:
+            outcome["deleter"].join(10)
+            outcome["done before the dump"] = not outcome["deleter"].is_alive()
+
+        monkeypatch.setattr(LocalStager, "add", add)
+        created = backup.create(Environment.parse("dev"), after_snapshot=after)
+
+    assert outcome["calls"] == 2 and outcome["waited"], "the delete went through the lock"
+    assert outcome["done before the dump"] and outcome["status"] == 204
+    assert not (dev.media / f"{victim.hex}.wav").exists(), "the API deleted it afterwards"
+    assert f"media/{victim.hex}.wav" in {p.name for p in created.manifest.media_parts}
+    assert created.manifest.row_counts["public.meetings"] == 3
+    assert created.manifest.media_missing == []
+
+
+def test_a_meeting_deleted_before_the_lock_is_in_neither_dump_nor_archive(
+    dev: Env, monkeypatch
+) -> None:
+    from ops.runtimes.local.data import LocalStager
+
+    ids = seed(dev, 3)
+    original = LocalStager.add
+
+    def add(self: LocalStager, names: Any) -> list[str]:
+        gone = original(self, names)
+        if len(names) == 3:
+            # Set aside before the lock, then deleted (file and all) before the snapshot.
+            delete_meeting(dev, ids[2])
+        return gone
+
+    monkeypatch.setattr(LocalStager, "add", add)
+    created = backup.create(Environment.parse("dev"))
+    assert created.manifest.row_counts["public.meetings"] == 2
+    assert {p.name for p in created.manifest.media_parts} == {f"media/{i.hex}.wav" for i in ids[:2]}
+    assert created.manifest.media_missing == []
+    assert backup.verify(created.path, drill=True).ok
 
 
 def test_backups_during_concurrent_uploads_and_deletes_are_consistent(
@@ -560,6 +781,7 @@ def test_verify_and_drill(dev: Env, capsys) -> None:
         created.path,
         created.path.with_name("mi-dev-20000101T000000.000Z.tar"),
         lambda m: m["row_counts"].update({"public.action_items": 7}),
+        sign=dev_key(),
     )
     result = backup.verify(wrong)
     assert result.ok, "checksums alone cannot see a wrong count"
@@ -708,30 +930,58 @@ def test_verifying_a_file_that_is_no_backup_says_so_and_writes_nothing(tmp_path:
         backup.verify(tmp_path / "missing.tar")
 
 
-def test_a_delete_between_snapshot_and_lock_makes_the_backup_start_over(
+def test_an_upload_deleted_between_lock_and_snapshot_makes_the_backup_start_over(
     dev: Env, monkeypatch
 ) -> None:
     from ops.backup import pgclient
 
-    ids = seed(dev, 3)
-    queries: list[str] = []
-    original = pgclient.PsqlSession.value
+    seed(dev, 2)
+    late: list[uuid.UUID] = []
+    snapshots: list[str] = []
+    execute, value = pgclient.PsqlSession.execute, pgclient.PsqlSession.value
 
-    def value(self: pgclient.PsqlSession, sql: str, **kw: Any) -> str | None:
-        answer = original(self, sql, **kw)
-        queries.append(sql)
-        if "to_regclass('public.meetings')" in sql and len(queries) == 1:
-            # The snapshot now exists; this delete commits before the rows are locked.
-            delete_meeting(dev, ids[0])
+    def execute_hooked(self: pgclient.PsqlSession, sql: str, **kw: Any) -> list[str]:
+        if sql.startswith("BEGIN ISOLATION LEVEL REPEATABLE READ") and not late:
+            # The rows are locked; this upload commits before the snapshot: it is in the
+            # snapshot without being locked.
+            late.append(add_meeting(dev, "late", seed=9))
+        return execute(self, sql, **kw)
+
+    def value_hooked(self: pgclient.PsqlSession, sql: str, **kw: Any) -> str | None:
+        answer = value(self, sql, **kw)
+        if "pg_export_snapshot" in sql:
+            snapshots.append(answer or "")
+            if len(snapshots) == 1:
+                # ... and it is deleted, file and all, before the backup could lock it.
+                delete_meeting(dev, late[0])
         return answer
 
-    monkeypatch.setattr(pgclient.PsqlSession, "value", value)
+    monkeypatch.setattr(pgclient.PsqlSession, "execute", execute_hooked)
+    monkeypatch.setattr(pgclient.PsqlSession, "value", value_hooked)
     created = backup.create(Environment.parse("dev"))
-    attempts = [q for q in queries if "to_regclass('public.meetings')" in q]
-    assert len(attempts) == 2, "the first attempt hit a serialization failure"
+    assert len(snapshots) == 2, "the first snapshot lost a recording: a second one was taken"
     assert created.manifest.row_counts["public.meetings"] == 2
-    assert f"media/{ids[0].hex}.wav" not in {p.name for p in created.manifest.media_parts}
+    assert f"media/{late[0].hex}.wav" not in {p.name for p in created.manifest.media_parts}
+    assert len(created.manifest.media_parts) == 2
     assert created.manifest.media_missing == []
+
+
+def test_an_upload_between_lock_and_snapshot_is_locked_and_archived(dev: Env, monkeypatch) -> None:
+    from ops.backup import pgclient
+
+    seed(dev, 2)
+    late: list[uuid.UUID] = []
+    execute = pgclient.PsqlSession.execute
+
+    def execute_hooked(self: pgclient.PsqlSession, sql: str, **kw: Any) -> list[str]:
+        if sql.startswith("BEGIN ISOLATION LEVEL REPEATABLE READ") and not late:
+            late.append(add_meeting(dev, "late", seed=9))
+        return execute(self, sql, **kw)
+
+    monkeypatch.setattr(pgclient.PsqlSession, "execute", execute_hooked)
+    created = backup.create(Environment.parse("dev"))
+    assert created.manifest.row_counts["public.meetings"] == 3
+    assert f"media/{late[0].hex}.wav" in {p.name for p in created.manifest.media_parts}
 
 
 # --- the record monitoring reads ------------------------------------------------------------

@@ -28,7 +28,13 @@ import pytest
 from ops import backup, binaries, runtimes
 from ops import env as env_files
 from ops.environment import Environment
-from ops.runtimes.compose.data import ROLLBACK_SCRIPT, STAGE_SCRIPT, SWAP_SCRIPT
+from ops.runtimes.compose.data import (
+    DROP_SCRIPT,
+    FETCH_SCRIPT,
+    LINK_SCRIPT,
+    ROLLBACK_SCRIPT,
+    SWAP_SCRIPT,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -204,13 +210,28 @@ def volume(tmp_path: Path) -> Path:
     return media
 
 
-def test_stage_script_streams_only_the_named_files(volume: Path) -> None:
-    names = b"a.wav\0-looks-like-an-option.wav\0gone.wav\0"
-    proc = _sh(STAGE_SCRIPT, volume, stdin=names)
+def test_link_fetch_drop_scripts_set_aside_only_the_named_files(volume: Path) -> None:
+    names = b"a.wav\n-looks-like-an-option.wav\ngone.wav\n\nb.wav\n\n"
+    proc = _sh(LINK_SCRIPT, volume, "k1", stdin=names)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"ready\ngone gone.wav\ndone\ndone\n"
+    aside = volume / ".backup-k1"
+    assert sorted(p.name for p in aside.iterdir()) == [
+        "-looks-like-an-option.wav",
+        "a.wav",
+        "b.wav",
+    ]
+    assert (aside / "a.wav").stat().st_ino == (volume / "a.wav").stat().st_ino  # a link
+
+    (volume / "a.wav").unlink()  # the app deletes the original: the link keeps the bytes
+    proc = _sh(FETCH_SCRIPT, volume, "k1")
     assert proc.returncode == 0, proc.stderr
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
-        assert sorted(tar.getnames()) == ["-looks-like-an-option.wav", "a.wav"]
-    assert b"gone.wav" in proc.stderr
+        files = {m.name.removeprefix("./"): tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+    assert files == {n: n.encode() * 10 for n in ("a.wav", "b.wav", "-looks-like-an-option.wav")}
+
+    assert _sh(DROP_SCRIPT, volume, "k1").returncode == 0
+    assert sorted(p.name for p in volume.iterdir()) == ["-looks-like-an-option.wav", "b.wav"]
 
 
 def test_swap_then_rollback_restores_the_original_files(volume: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from mi_testing.objectstore import MediaUnderTest
 from mi_testing.stores import Postgres
 from ops import backup
 from ops import env as env_files
-from ops.backup import archive
+from ops.backup import archive, seal
 from ops.environment import Environment
 from ops.errors import OpsError
 from recordings.s3 import S3Bucket
@@ -117,26 +116,26 @@ def test_backup_verify_drill_and_restore_with_s3_media(dev: str, s3_media: Media
     assert every_key(s3_media) == sorted(before["objects"])  # nothing set aside is left
 
 
-def test_a_delete_racing_the_backup_waits_and_the_archive_has_the_recording(
+def test_a_delete_during_the_backup_does_not_wait_and_the_archive_has_the_recording(
     dev: str, s3_media: MediaUnderTest
 ) -> None:
     meeting_id = add_meeting(dev, s3_media, "raced")
     name = f"{meeting_id.hex}.wav"
-    deleted = threading.Event()
 
     def delete_now() -> None:
-        worker = threading.Thread(
-            target=lambda: (delete_meeting(dev, s3_media, meeting_id), deleted.set())
-        )
+        # The recording is set aside and the row lock released: the delete goes straight
+        # through while the snapshot (and so the dump) still has the row.
+        worker = threading.Thread(target=delete_meeting, args=(dev, s3_media, meeting_id))
         worker.start()
-        time.sleep(0.5)
-        assert not deleted.is_set(), "the row lock should hold the delete until the backup"
+        worker.join(5)
+        assert not worker.is_alive(), "the delete waited for the backup"
+        assert name not in s3_media.names()
 
     created = backup.create(Environment.parse("dev"), after_snapshot=delete_now)
-    assert deleted.wait(30)
     assert [p.name for p in created.manifest.media_parts] == [f"media/{name}"]
+    assert created.manifest.row_counts["public.meetings"] == 1
     assert created.manifest.media_missing == []
-    assert name not in s3_media.names()  # deleted after the backup let go of the row
+    assert every_key(s3_media) == []  # the set-aside copy is gone too
 
 
 def test_backup_names_an_unusable_bucket_and_writes_nothing(
@@ -182,6 +181,7 @@ def test_the_cronjob_uploads_a_verified_archive_and_keeps_the_newest(
         "S3_SECRET_ACCESS_KEY": s3_media.fields["s3_secret_access_key"],
         "BACKUP_WORK_DIR": str(tmp_path / "work"),
         "BACKUP_KEEP": "2",
+        "BACKUP_KEY": "the-cluster-backup-key-0123456789",
     }
     keys = [cronjob.run(environ) for _ in range(3)]
     assert all(k.startswith("backups/prod/mi-prod-") for k in keys)
@@ -194,9 +194,25 @@ def test_the_cronjob_uploads_a_verified_archive_and_keeps_the_newest(
     assert isinstance(store, S3Bucket)
     fetched = tmp_path / keys[-1].rsplit("/", 1)[-1]
     store.client.download_file(store.location.bucket, keys[-1], str(fetched))
-    checked = backup.verify(fetched)
+    key = seal.BackupKey.from_secret(environ["BACKUP_KEY"])
+    checked = backup.verify(fetched, key=key)
     assert checked.ok and checked.manifest is not None
     assert len(checked.manifest.media_parts) == 1
+    assert checked.manifest.key_id == key.key_id  # signed by the job's key
+    foreign = backup.verify(fetched, key=seal.BackupKey.from_secret("x" * 32))
+    assert not foreign.ok and "another BACKUP_KEY" in foreign.problems[0]
+
+    # Encrypted at rest when asked: no recording byte is readable in what was uploaded.
+    encrypted = cronjob.run({**environ, "BACKUP_ENCRYPT": "true"})
+    store.client.download_file(store.location.bucket, encrypted, str(fetched))
+    recording = s3_media.read(s3_media.names()[0])
+    assert recording[100:164] not in fetched.read_bytes()
+    decrypted = backup.verify(fetched, key=key)
+    assert decrypted.ok and decrypted.manifest is not None
+    assert decrypted.manifest.encryption == seal.ENCRYPTION
+
+    no_key = {k: v for k, v in environ.items() if k != "BACKUP_KEY"}
+    assert cronjob.main(no_key) == 2  # nothing is made that nobody could authenticate
 
     assert cronjob.main({**environ, "MEDIA_STORE": "local"}) == 2
     assert cronjob.main({**environ, "S3_SECRET_ACCESS_KEY": "wrong-secret-0123456789ab"}) == 1

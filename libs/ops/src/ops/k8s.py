@@ -94,6 +94,8 @@ def _external(key: str, url: str, env: str, setting: str) -> str:
 def secret_values(env: Environment, values: Mapping[str, str]) -> dict[str, str]:
     """The Secret's keys for `env`'s overlay, from the env file's interpolated values."""
     found = {"API_TOKEN": values["API_TOKEN"]}
+    # The backup CronJob signs (and may encrypt) its archives with the deployment's key.
+    found.update({key: values.get(key, "") for key in ("BACKUP_KEY", "BACKUP_ENCRYPT")})
     found.update({key: values.get(key, "") for key in S3_KEYS})
     if env.name in IN_CLUSTER_DATA:
         db = values["POSTGRES_DB"]

@@ -10,7 +10,8 @@ refuse before they touch anything unless the archive is proven intact.
 
 Uploads write their file before their row commits; deletes commit first and unlink after. So
 every row in a database snapshot has its file on disk at the snapshot's moment; a backup
-holds the rows against deletion while it stages their files (see create.py).
+sets their files aside under short row locks, then dumps and copies with no lock held
+(see create.py).
 """
 
 from ops.backup.catalog import list_backups, prune

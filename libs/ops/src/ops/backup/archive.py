@@ -6,6 +6,10 @@ Layout (in this order; the manifest comes last so that an archive cut short anyw
     media/<file>            every recording the dumped rows reference, flat
     manifest.json           what the archive holds: env, time, versions, row counts, parts
     manifest.json.sha256    the manifest's own checksum: a flipped bit in it is caught too
+    manifest.json.hmac      the deployment's MAC of the manifest (BACKUP_KEY; see seal.py)
+
+With BACKUP_ENCRYPT=true the dump and media members hold their parts encrypted (seal.py; a
+PAX header marks them), the manifest's sizes and SHA-256 are those of the plaintext.
 
 Uncompressed on purpose: audio and `pg_dump -Fc` do not compress (gzip -1 makes random data
 0.03% *bigger* at ~24 MB/s here, against ~190 MB/s written uncompressed; see
@@ -31,8 +35,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from ops import durable
+from ops.backup import seal
+from ops.backup.seal import BackupKey, SealError
 
-FORMAT = "mi-backup/1"
+FORMAT = "mi-backup/2"
+UNSIGNED_FORMAT = "mi-backup/1"  # before archives were signed: readable, refused unless trusted
+ENCRYPTED_PAX = "MI.encryption"
 DUMP = "database.dump"
 MEDIA_PREFIX = "media/"
 MANIFEST = "manifest.json"
@@ -70,6 +78,8 @@ class Manifest:
     # Referenced by a dumped row but absent from the media directory when the backup ran
     # (deleted outside the app): recorded so a restore's missing files are explained.
     media_missing: list[str] = field(default_factory=list)
+    key_id: str = ""  # which BACKUP_KEY signed it (seal.BackupKey.key_id)
+    encryption: str = ""  # seal.ENCRYPTION when the parts are encrypted
     format: str = FORMAT
 
     @property
@@ -91,7 +101,7 @@ class Manifest:
     def from_bytes(cls, raw: bytes) -> Manifest:
         try:
             data: dict[str, Any] = json.loads(raw)
-            if data.get("format") != FORMAT:
+            if data.get("format") not in {FORMAT, UNSIGNED_FORMAT}:
                 raise ArchiveError(
                     f"manifest format {data.get('format')!r} is not {FORMAT!r}: "
                     "not a backup made by `inv backup` (or made by a newer version)"
@@ -157,8 +167,10 @@ class _HashingReader(io.RawIOBase):
 class ArchiveWriter:
     """Writes one archive atomically; use as a context manager (an error discards it)."""
 
-    def __init__(self, final: Path) -> None:
+    def __init__(self, final: Path, key: BackupKey, *, encrypt: bool = False) -> None:
         self.final = final
+        self.key = key
+        self.encrypt = encrypt
         self.partial = final.with_name(f".{final.name}{PARTIAL_SUFFIX}")
         self.parts: list[Part] = []
         # "x": never overwrite; a leftover partial of a crashed run was cleaned up before.
@@ -185,9 +197,14 @@ class ArchiveWriter:
         info.size = size
         info.mtime = int(mtime)
         info.mode = 0o640
-        reader = _HashingReader(fh)
+        reader = _HashingReader(fh)  # hashes the plaintext: what a restore gets back
+        source: io.RawIOBase = reader
+        if self.encrypt:
+            info.size = seal.encrypted_size(size)
+            info.pax_headers = {ENCRYPTED_PAX: seal.ENCRYPTION}
+            source = seal.EncryptingReader(reader, size, self.key, member)
         # tarfile raises "unexpected end of data" when the source is shorter than `size`.
-        self._tar.addfile(info, reader)
+        self._tar.addfile(info, source)
         part = Part(member, reader.count, reader.digest.hexdigest())
         self.parts.append(part)
         return part
@@ -202,9 +219,12 @@ class ArchiveWriter:
     def finish(self, manifest: Manifest) -> Path:
         """Add the manifest, flush everything to disk, then give the archive its name."""
         manifest.parts = list(self.parts)
+        manifest.key_id = self.key.key_id
+        manifest.encryption = seal.ENCRYPTION if self.encrypt else ""
         raw = manifest.to_bytes()
         self._add_bytes(MANIFEST, raw)
         self._add_bytes(MANIFEST_SUM, f"{hashlib.sha256(raw).hexdigest()}  {MANIFEST}\n".encode())
+        self._add_bytes(seal.MAC_MEMBER, self.key.mac_line(raw))
         self._tar.close()
         self._file.flush()
         os.fsync(self._file.fileno())
@@ -236,13 +256,29 @@ def _parse_manifest(raw: bytes, checksum_line: bytes | None) -> Manifest:
     return Manifest.from_bytes(raw)
 
 
-def read_manifest(path: Path) -> Manifest:
-    """The manifest alone, checked against its checksum (seeks over the data: fast)."""
+HEAD_MEMBERS = {MANIFEST, MANIFEST_SUM, seal.MAC_MEMBER}
+
+
+@dataclass
+class Head:
+    """The manifest (checked against its checksum), its exact bytes and its MAC line."""
+
+    manifest: Manifest
+    raw: bytes
+    mac: bytes | None
+
+    def authenticate(self, key: BackupKey | None, *, trust: bool) -> None:
+        """SealError unless this deployment signed it (or `trust`)."""
+        seal.check_mac(self.raw, self.mac, key, trust=trust)
+
+
+def read_head(path: Path) -> Head:
+    """The manifest and its MAC alone (seeks over the data: fast)."""
     try:
         with tarfile.open(path, "r:") as tar:
             found: dict[str, bytes] = {}
             for member in tar:
-                if member.name in {MANIFEST, MANIFEST_SUM} and member.isfile():
+                if member.name in HEAD_MEMBERS and member.isfile():
                     fh = tar.extractfile(member)
                     assert fh is not None
                     found[member.name] = fh.read()
@@ -250,7 +286,13 @@ def read_manifest(path: Path) -> Manifest:
         raise ArchiveError(f"{path.name} is truncated or damaged: {exc}") from None
     if MANIFEST not in found:
         raise ArchiveError(f"{path.name} has no {MANIFEST}: it is incomplete or not a backup")
-    return _parse_manifest(found[MANIFEST], found.get(MANIFEST_SUM))
+    manifest = _parse_manifest(found[MANIFEST], found.get(MANIFEST_SUM))
+    return Head(manifest, found[MANIFEST], found.get(seal.MAC_MEMBER))
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The manifest alone, checked against its checksum (not its MAC: `read_head`)."""
+    return read_head(path).manifest
 
 
 @dataclass
@@ -267,8 +309,16 @@ class Scan:
         return self.manifest is not None and not self.problems
 
 
-def scan(path: Path, *, dump_to: Path | None = None, media_to: Path | None = None) -> Scan:
-    """Read every member once: sizes and SHA-256 against the manifest, nothing extra or missing.
+def scan(
+    path: Path,
+    *,
+    key: BackupKey | None,
+    trust: bool = False,
+    dump_to: Path | None = None,
+    media_to: Path | None = None,
+) -> Scan:
+    """Read every member once: the manifest's MAC (with `key`; `trust` skips it), sizes and
+    SHA-256 against the manifest, nothing extra or missing; encrypted parts are decrypted.
 
     With `dump_to` / `media_to`, the dump and the media files are written there on the way;
     the caller must discard them unless the returned scan is `ok`.
@@ -277,6 +327,8 @@ def scan(path: Path, *, dump_to: Path | None = None, media_to: Path | None = Non
     problems: list[str] = []
     manifest_raw: bytes | None = None
     checksum_line: bytes | None = None
+    mac_line: bytes | None = None
+    encrypted: set[str] = set()
     extracted: list[str] = []
     names: set[str] = set()
     try:
@@ -292,12 +344,14 @@ def scan(path: Path, *, dump_to: Path | None = None, media_to: Path | None = Non
                 names.add(name)
                 fh = tar.extractfile(member)
                 assert fh is not None
-                if name in {MANIFEST, MANIFEST_SUM}:
+                if name in HEAD_MEMBERS:
                     data = fh.read()
                     if name == MANIFEST:
                         manifest_raw = data
-                    else:
+                    elif name == MANIFEST_SUM:
                         checksum_line = data
+                    else:
+                        mac_line = data
                     continue
                 target: Path | None = None
                 if name == DUMP:
@@ -313,7 +367,18 @@ def scan(path: Path, *, dump_to: Path | None = None, media_to: Path | None = Non
                 else:
                     problems.append(f"unexpected member {name!r}")
                     continue
-                seen[name] = _copy_hashing(fh, target, member.mtime)
+                source: IO[bytes] = fh
+                if member.pax_headers.get(ENCRYPTED_PAX):
+                    encrypted.add(name)
+                    try:
+                        source = seal.decrypt_stream(fh, member.size, key, name)  # type: ignore[assignment]
+                        seen[name] = _copy_hashing(source, target, member.mtime)
+                    except SealError as exc:
+                        problems.append(str(exc))
+                        if target is not None:
+                            target.unlink(missing_ok=True)
+                    continue
+                seen[name] = _copy_hashing(source, target, member.mtime)
     except (tarfile.TarError, OSError, EOFError) as exc:
         problems.append(f"the archive is truncated or damaged: {exc}")
     if manifest_raw is None:
@@ -321,9 +386,16 @@ def scan(path: Path, *, dump_to: Path | None = None, media_to: Path | None = Non
         return Scan(None, problems)
     try:
         manifest = _parse_manifest(manifest_raw, checksum_line)
+        seal.check_mac(manifest_raw, mac_line, key, trust=trust)
     except ArchiveError as exc:
         problems.append(str(exc))
         return Scan(None, problems)
+    except SealError as exc:
+        problems.insert(0, f"not made by this deployment: {exc}")
+        return Scan(None, problems)
+    plain = sorted(set(seen) - encrypted)
+    if manifest.encryption and plain:
+        problems.append(f"{plain[0]} is not encrypted, the manifest says every part is")
     problems += compare_parts(manifest.parts, seen)
     return Scan(manifest, problems, dump_to if DUMP in seen else None, extracted)
 

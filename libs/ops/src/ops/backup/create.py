@@ -1,12 +1,25 @@
 """`inv backup.create`: one consistent archive of the database and the media it references.
 
-One transaction (REPEATABLE READ) takes a `FOR KEY SHARE` lock on every meeting row it sees,
-exports its snapshot for pg_dump and counts rows in the same snapshot. The lock blocks deletes
-of those rows (an API DELETE waits, it does not fail) but not the worker's status updates nor
-new uploads. Inside the lock the media files are staged aside (hard links locally: ms; server-
-side copies in a bucket), then the lock is released and the archive is written from the staged
-copies. Only files referenced
-by dumped rows are archived; uploads still in flight and orphans are not.
+Deletes are never held up for the length of the dump or of the media copy:
+
+1. The recordings the meetings reference now are set aside, with no lock: hard links locally
+   and inside the compose volume, server-side copies in a bucket (in parallel).
+2. A READ COMMITTED session locks every meeting row `FOR KEY SHARE` (a DELETE of one waits;
+   the worker's status updates and new uploads do not), then a REPEATABLE READ transaction
+   exports its snapshot (pg_dump dumps exactly that later) and lists the recordings its rows
+   reference. Rows that committed between the two are locked as well. Recordings uploaded
+   since step 1 are set aside, and the lock is released: it lasted milliseconds. Recordings
+   never change once stored, so step 1's copies are the snapshot's; those of meetings deleted
+   before the snapshot are left out.
+3. pg_dump reads the snapshot and the archive is written from what was set aside, with no lock
+   held: the app deletes freely, and a deleted original leaves its set-aside copy intact.
+
+Uploads write their file before their row commits; deletes commit first and unlink after. So a
+locked row has its file (or it was removed outside the app: recorded in the manifest as
+missing). An upload that commits between the lock and the snapshot and is deleted again,
+file and all, before its own lock would leave the dump referencing a recording the archive
+lacks: the backup then starts over with a fresh snapshot (it takes milliseconds to happen).
+Only files referenced by dumped rows are archived; uploads still in flight and orphans are not.
 """
 
 from __future__ import annotations
@@ -15,29 +28,31 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops import console, project, runtimes
-from ops.backup import archive, catalog, record, verify
+from ops.backup import archive, catalog, record, seal, verify
 from ops.backup.archive import ArchiveWriter, Manifest
 from ops.backup.lock import exclusive
 from ops.backup.pgclient import (
-    PgError,
     PsqlSession,
     alembic_revision,
     literal,
     run_tool,
     table_counts,
 )
+from ops.backup.seal import BackupKey
 from ops.environment import Environment
 from ops.errors import OpsError
 from ops.runtimes import StackData
+from ops.runtimes.base import Staged
 
 # The meetings schema: recordings are named by meetings.media_filename, in MEDIA_DIR or a bucket.
 MEDIA_TABLE = "public.meetings"
 MEDIA_COLUMN = "media_filename"
+# A fresh snapshot per attempt; one is lost only to an upload deleted within milliseconds.
 SNAPSHOT_ATTEMPTS = 5
 ROW_LOCK_TIMEOUT = "60s"  # waiting on an in-flight DELETE; longer means something is stuck
 
@@ -52,40 +67,85 @@ class Snapshot:
     revision: str | None
     row_counts: dict[str, int]
     postgres_version: str
+    locked_seconds: float = 0.0  # how long deletes of meetings could have had to wait
 
 
-def _open_snapshot(target: StackData) -> Snapshot:
-    """Begin the backup transaction, lock the meeting rows against deletion, export the
-    snapshot. A row deleted between the snapshot and its lock makes Postgres refuse the lock
-    (serialization failure): that attempt is rolled back and repeated."""
-    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
-        session = PsqlSession(target.endpoint, target.database)
-        try:
-            session.execute(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ; "
-                f"SET LOCAL lock_timeout = {literal(ROW_LOCK_TIMEOUT)}"
-            )
-            media: list[str] = []
-            if session.value(f"SELECT to_regclass({literal(MEDIA_TABLE)}) IS NOT NULL") == "t":
-                media = session.json(
-                    f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM "  # noqa: S608 - constants
-                    f"(SELECT {MEDIA_COLUMN} FROM {MEDIA_TABLE} FOR KEY SHARE) AS locked"
-                )
-            name = session.value("SELECT pg_export_snapshot()") or ""
-            return Snapshot(
-                session=session,
-                name=name,
-                media=[m for m in media if m],
-                revision=alembic_revision(session),
-                row_counts=table_counts(session),
-                postgres_version=session.value("SHOW server_version") or "",
-            )
-        except PgError as exc:
-            session.close()
-            if "could not serialize" in exc.detail and attempt < SNAPSHOT_ATTEMPTS:
-                continue
-            raise
-    raise AssertionError("unreachable")  # pragma: no cover
+class _RacedError(Exception):
+    """A meeting of the snapshot was deleted, file and all, before it could be set aside."""
+
+
+def _lock_rows(guard: PsqlSession, names: Sequence[str] | None = None) -> set[str]:
+    """Lock meeting rows (all, or those of `names`) against deletion; their recordings.
+
+    READ COMMITTED: a row whose DELETE is in flight is waited for, then skipped if the delete
+    committed; never a serialization failure."""
+    where = ""
+    if names is not None:
+        where = f" WHERE {MEDIA_COLUMN} = ANY(ARRAY[{', '.join(map(literal, names))}]::text[])"
+    locked: list[str] = guard.json(
+        f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM ("  # noqa: S608 - constants, quoted names
+        f"SELECT {MEDIA_COLUMN} FROM {MEDIA_TABLE}{where} FOR KEY SHARE) AS locked"
+    )
+    return {name for name in locked if name}
+
+
+def _snapshot_and_set_aside(target: StackData, scratch: Path) -> tuple[Snapshot, Staged]:
+    """Steps 1 and 2 of the module doc: the snapshot, and its recordings set aside while their
+    rows are locked. Everything slow (starting processes and containers, setting aside what
+    is there already) happens before the lock; under it: one statement, the snapshot, the
+    links or copies of what was uploaded meanwhile."""
+    stager = target.media.stager(scratch)
+    guard = PsqlSession(target.endpoint, target.database)
+    session = PsqlSession(target.endpoint, target.database)
+    try:
+        has_media = guard.value(f"SELECT to_regclass({literal(MEDIA_TABLE)}) IS NOT NULL") == "t"
+        listing = f"SELECT coalesce(jsonb_agg({MEDIA_COLUMN}), '[]') FROM {MEDIA_TABLE}"  # noqa: S608 - constants
+        # Set aside what is there now, before any lock: recordings never change once stored
+        # (names are never reused), so these are the snapshot's own for every row it keeps.
+        # Under the lock only the few uploaded since are left to do.
+        early: set[str] = set()
+        if has_media:
+            listed = [m for m in guard.json(listing) if m]
+            early = set(listed) - set(stager.add(listed))
+        guard.execute(f"BEGIN; SET LOCAL lock_timeout = {literal(ROW_LOCK_TIMEOUT)}")
+        # Lock first, then snapshot: a delete that commits in between cannot exist.
+        lock_started = time.monotonic()
+        locked = _lock_rows(guard) if has_media else set()
+        session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # The first statement fixes the snapshot; everything below reads the same one.
+        name = session.value("SELECT pg_export_snapshot()") or ""
+        media = [m for m in session.json(listing) if m] if has_media else []
+        # Uploads that committed between the lock and the snapshot: lock them too.
+        extras = [m for m in media if m not in locked]
+        if extras:
+            locked |= _lock_rows(guard, extras)
+        gone = stager.add([m for m in media if m not in early])
+        guard.execute("COMMIT")
+        locked_seconds = time.monotonic() - lock_started
+        raced = [n for n in gone if n not in locked]
+        if raced:
+            raise _RacedError(raced[0])
+        snapshot = Snapshot(
+            session=session,
+            name=name,
+            media=media,
+            revision=alembic_revision(session),
+            row_counts=table_counts(session),
+            postgres_version=session.value("SHOW server_version") or "",
+            locked_seconds=locked_seconds,
+        )
+        staged = stager.staged()
+        # Set aside early but deleted before the snapshot: not in the dump, not archived.
+        wanted = set(media)
+        staged.files = [f for f in staged.files if f in wanted]
+        staged.missing = sorted(gone)  # locked rows without a file: removed outside the app
+        return snapshot, staged
+    except BaseException:
+        stager.discard()
+        session.close()
+        raise
+    finally:
+        guard.close()
 
 
 def _git() -> tuple[str | None, bool | None]:
@@ -129,6 +189,8 @@ def write_archive(
     env_name: str,
     directory: Path,
     *,
+    key: BackupKey,
+    encrypt: bool,
     started: float,
     after_snapshot: Callable[[], None] | None = None,
 ) -> tuple[Path, Manifest]:
@@ -139,27 +201,40 @@ def write_archive(
     try:
         when = archive.utc_now()
         dump = work / archive.DUMP
-        snapshot = _open_snapshot(target)
-        try:
-            if after_snapshot is not None:
-                after_snapshot()
-            with dump.open("wb") as out:
-                run_tool(
-                    target.endpoint,
-                    "pg_dump",
-                    ["--format=custom", f"--snapshot={snapshot.name}"],
-                    database=target.database,
-                    stdout=out,
-                    what=f"pg_dump of {target.database}",
-                )
-            staged = target.media.stage(snapshot.media, work)
-            snapshot.session.execute("COMMIT")
-        finally:
-            snapshot.session.close()
+        for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+            try:
+                snapshot, staged = _snapshot_and_set_aside(target, work)
+            except _RacedError as raced:
+                if attempt == SNAPSHOT_ATTEMPTS:
+                    raise OpsError(
+                        f"{SNAPSHOT_ATTEMPTS} snapshots in a row lost a new recording to a "
+                        f"delete before it could be set aside (last: {raced})",
+                        "the app is uploading and deleting meetings very fast; run the "
+                        "backup again",
+                    ) from None
+                continue
+            try:
+                if after_snapshot is not None:
+                    after_snapshot()
+                with dump.open("wb") as out:
+                    run_tool(
+                        target.endpoint,
+                        "pg_dump",
+                        ["--format=custom", f"--snapshot={snapshot.name}"],
+                        database=target.database,
+                        stdout=out,
+                        what=f"pg_dump of {target.database}",
+                    )
+                snapshot.session.execute("COMMIT")
+            finally:
+                snapshot.session.close()
+            break
+        assert staged is not None
         console.say(
             f"dumped {target.database} ({console.size(dump.stat().st_size)}, revision "
             f"{snapshot.revision or 'none'}) and gathered {len(staged.files)} media "
-            f"file(s) in {console.elapsed(started)}"
+            f"file(s) in {console.elapsed(started)}; meeting rows were locked against deletion "
+            f"for {snapshot.locked_seconds * 1000:.0f} ms"
         )
         if staged.missing:
             console.say(
@@ -183,7 +258,7 @@ def write_archive(
             media_missing=sorted(staged.missing),
         )
         path = directory / archive.archive_name(env_name, when)
-        with ArchiveWriter(path) as writer:
+        with ArchiveWriter(path, key, encrypt=encrypt) as writer:
             writer.add_file(archive.DUMP, dump)
             for name in sorted(staged.files):
                 with staged.open(name) as part:
@@ -206,21 +281,30 @@ def create(
 ) -> Created:
     """Back up `env`'s database and media into one archive under backups/<env>/.
 
-    `after_snapshot` runs while the rows are locked, before pg_dump: tests use it to race a
-    delete against the backup.
+    `after_snapshot` runs once the recordings are set aside and no row is locked, before
+    pg_dump: tests use it to race a delete against the backup.
     """
     if keep < 0:
         raise OpsError(f"--keep {keep}: give the number of backups to keep (0 keeps all)", code=2)
+    values = env.values()
+    key = seal.key_from(values, env.env_file.name)
+    encrypt = seal.encrypt_wanted(values)
     target = runtimes.running(env).data()
     started = time.monotonic()
     with exclusive(env) as directory:
         path, manifest = write_archive(
-            target, env.name, directory, started=started, after_snapshot=after_snapshot
+            target,
+            env.name,
+            directory,
+            key=key,
+            encrypt=encrypt,
+            started=started,
+            after_snapshot=after_snapshot,
         )
         written = console.size(path.stat().st_size)
         console.say(f"wrote {path} ({written}) in {console.elapsed(started)}")
         if verify_after:
-            result = verify.verify(path)
+            result = verify.verify(path, key=key)
             if not result.ok:
                 raise OpsError(
                     f"the new backup {path.name} does not read back intact: "

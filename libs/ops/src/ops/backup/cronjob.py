@@ -3,7 +3,8 @@
 scratch space, read back in full, then uploaded to the object store.
 
 Settings come from the environment, like the services' (the Secret and ConfigMap):
-DATABASE_URL, MEDIA_STORE=s3 and the S3_* keys, APP_ENV; BACKUP_WORK_DIR (scratch space,
+DATABASE_URL, MEDIA_STORE=s3 and the S3_* keys, APP_ENV, BACKUP_KEY (signs the archive) and
+BACKUP_ENCRYPT (encrypts it at rest); BACKUP_WORK_DIR (scratch space,
 default the temp dir), BACKUP_KEEP (archives kept in the bucket, default 14, 0: all) and
 BACKUP_PREFIX (default `<S3_PREFIX>backups/<APP_ENV>/`).
 
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ops import console
-from ops.backup import archive
+from ops.backup import archive, seal
 from ops.backup.create import write_archive
 from ops.backup.verify import verify as verify_archive
 from ops.errors import OpsError
@@ -96,6 +97,7 @@ def run(values: Mapping[str, str]) -> str:
         keep = int(values.get("BACKUP_KEEP", DEFAULT_KEEP))
     except ValueError:
         raise OpsError("BACKUP_KEEP must be a whole number", code=2) from None
+    backup_key = seal.key_from(values, "the job's environment")
     store = _bucket(values)
     env_name = values.get("APP_ENV", "dev")
     target = StackData(
@@ -106,9 +108,16 @@ def run(values: Mapping[str, str]) -> str:
     )
     work = Path(values.get("BACKUP_WORK_DIR") or tempfile.gettempdir())
     work.mkdir(parents=True, exist_ok=True)
-    path, _ = write_archive(target, env_name, work, started=started)
+    path, _ = write_archive(
+        target,
+        env_name,
+        work,
+        key=backup_key,
+        encrypt=seal.encrypt_wanted(values),
+        started=started,
+    )
     try:
-        result = verify_archive(path)
+        result = verify_archive(path, key=backup_key)
         if not result.ok:
             raise OpsError(
                 f"the new backup {path.name} does not read back intact: "

@@ -1,8 +1,10 @@
 """`inv backup.restore`: replace an environment's data with a backup's, refusing on any doubt
 before touching anything.
 
-Read the archive once, checking every part's SHA-256 while extracting into a staging area;
-restore the dump into `<db>_restore_<id>` and compare its row counts and Alembic revision with
+First its MAC: an archive this deployment's BACKUP_KEY did not sign is refused (unless the
+caller trusts it). Then read the archive once, checking every part's SHA-256 while extracting
+(and decrypting) into a staging area; restore the dump into `<db>_restore_<id>` and compare
+its row counts and Alembic revision with
 the manifest. Only then stop backend and worker, swap the databases by renaming (`<db>`
 becomes `<db>_before_<time>`) and the media likewise, migrate forward, restart and
 health-check; the old data is dropped only after that succeeded, and put back if anything
@@ -20,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops import console, runtimes
-from ops.backup import archive, verify
+from ops.backup import archive, seal, verify
 from ops.backup.archive import Manifest
 from ops.backup.lock import exclusive
 from ops.backup.pgclient import PgError, PsqlSession, ident, literal
+from ops.backup.seal import SealError
 from ops.environment import Environment
 from ops.errors import OpsError
 from ops.runtimes import StackData
@@ -69,20 +72,38 @@ def restore(
     *,
     yes: bool = False,
     from_env: str | None = None,
+    trust: bool = False,
     timeout: float = HEALTH_TIMEOUT,
 ) -> Restored:
-    """Replace `env`'s database and media with a backup's, refusing on any doubt first."""
+    """Replace `env`'s database and media with a backup's, refusing on any doubt first: an
+    archive this deployment did not sign is refused unless `trust`."""
     from ops import console
 
     archive_path = verify.resolve(path)
     try:
-        manifest = archive.read_manifest(archive_path)
+        head = archive.read_head(archive_path)
     except archive.ArchiveError as exc:
         raise OpsError(
             f"refusing to restore: {exc}",
             f"nothing was changed; pick another backup (`inv backup.list --env {env}`)",
         ) from None
+    manifest = head.manifest
+    # Another env's backup, restored here on purpose, is checked with that env's key.
+    owner = Environment.parse(from_env) if from_env and manifest.env == from_env else env
     check_restorable(manifest, env, from_env)
+    key = verify.deployment_key(owner, trust=trust)
+    try:
+        head.authenticate(key, trust=trust)
+    except SealError as exc:
+        raise OpsError(
+            f"refusing to restore {archive_path.name}, {owner} did not make it: {exc}",
+            f"nothing was changed; pick another backup (`inv backup.list --env {env}`)",
+        ) from None
+    if trust and not _signed_by(head, key):
+        console.say(
+            f"warning: {archive_path.name} is not signed by {owner}'s {seal.KEY_NAME}; "
+            f"restoring it because of {seal.TRUST_FLAG}"
+        )
     target = runtimes.running(env).data()
     console.confirm(
         f"replace {env}'s database {target.database!r} and its media with the backup of "
@@ -98,7 +119,13 @@ def restore(
             media_bytes = sum(p.size for p in manifest.media_parts)
             _require_space(work, manifest.size - media_bytes)
             _require_space(media_dir, media_bytes)
-            result = archive.scan(archive_path, dump_to=work / archive.DUMP, media_to=media_dir)
+            result = archive.scan(
+                archive_path,
+                key=key,
+                trust=trust,
+                dump_to=work / archive.DUMP,
+                media_to=media_dir,
+            )
             verify.record(archive_path, result.ok, False, result.problems)
             if not result.ok:
                 raise OpsError(
@@ -136,6 +163,14 @@ def restore(
     seconds = time.monotonic() - started
     console.say(f"restored {env} from {archive_path.name} in {seconds:.1f}s")
     return Restored(archive_path, manifest, seconds, migrated_to)
+
+
+def _signed_by(head: archive.Head, key: seal.BackupKey | None) -> bool:
+    try:
+        head.authenticate(key, trust=False)
+    except SealError:
+        return False
+    return True
 
 
 def _require_space(directory: Path, needed: int) -> None:

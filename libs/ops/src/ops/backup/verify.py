@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops import console, runtimes
-from ops.backup import archive
+from ops.backup import archive, seal
 from ops.backup.archive import Manifest
 from ops.backup.pgclient import PsqlSession, alembic_revision, ident, run_tool, table_counts
+from ops.backup.seal import BackupKey
 from ops.environment import Environment
 from ops.errors import OpsError
 from ops.runtimes import StackData
@@ -40,14 +41,42 @@ def resolve(path: Path | str) -> Path:
     return found
 
 
-def verify(path: Path | str, *, drill: bool = False, env: Environment | None = None) -> Verified:
-    """Check every part's size and SHA-256; with `drill`, also restore the dump into a
-    scratch database on `env`'s server (default: the backup's own env) and compare."""
+def deployment_key(env: Environment, *, trust: bool) -> BackupKey | None:
+    """`env`'s BACKUP_KEY; without one, an error that says how to make it (None when the
+    caller trusts the archive anyway: an unencrypted one can still be read)."""
+    try:
+        if not env.env_file.exists():
+            raise OpsError(
+                f"there is no {env.env_file.name}, which holds {seal.KEY_NAME} of {env}",
+                f"give --env of this deployment, or add {seal.TRUST_FLAG} if you trust the archive",
+            )
+        return seal.key_from(env.values(), env.env_file.name)
+    except OpsError:
+        if trust:
+            return None
+        raise
+
+
+def verify(
+    path: Path | str,
+    *,
+    drill: bool = False,
+    env: Environment | None = None,
+    key: BackupKey | None = None,
+    trust: bool = False,
+) -> Verified:
+    """Check the archive's MAC against `env`'s BACKUP_KEY (default: the backup's own env;
+    `trust` accepts an archive it did not sign) and every part's size and SHA-256; with
+    `drill`, also restore the dump into a scratch database on `env`'s server and compare."""
     archive_path = resolve(path)
     started = time.monotonic()
+    if key is None:
+        owner = env or _archive_env(archive_path)
+        # No owner: the archive is unreadable, and the scan below says how.
+        key = deployment_key(owner, trust=trust) if owner else None
     with tempfile.TemporaryDirectory(prefix="mi-verify-") as tmp:
         dump = Path(tmp) / archive.DUMP if drill else None
-        result = archive.scan(archive_path, dump_to=dump)
+        result = archive.scan(archive_path, key=key, trust=trust, dump_to=dump)
         verified = Verified(archive_path, result.ok, list(result.problems), result.manifest)
         if result.ok and drill:
             assert result.manifest is not None and dump is not None
@@ -62,8 +91,18 @@ def verify(path: Path | str, *, drill: bool = False, env: Environment | None = N
     record(archive_path, verified.ok, verified.drilled, verified.problems, verified.detail)
     if verified.ok:
         what = "checksums and a restore drill" if verified.drilled else "checksums"
+        if not trust:
+            what = "signature, " + what
         console.say(f"{archive_path.name}: intact ({what}, {console.elapsed(started)})")
     return verified
+
+
+def _archive_env(path: Path) -> Environment | None:
+    """The environment the archive says it is of (its MAC is checked later)."""
+    try:
+        return Environment.parse(archive.read_manifest(path).env)
+    except (archive.ArchiveError, OpsError):
+        return None
 
 
 def record(path: Path, ok: bool, drill: bool, problems: list[str], detail: str = "") -> None:

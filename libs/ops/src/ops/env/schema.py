@@ -256,6 +256,19 @@ class StackSettings(BaseSettings):
         json_schema_extra=section("worker (meeting pipeline)"),
     )
 
+    # backup
+    backup_key: SecretStr = Field(
+        default=SecretStr("change-me"),
+        description="Signs this deployment's backups (HMAC-SHA256) and, with BACKUP_ENCRYPT, "
+        "encrypts them; `inv backup.restore` and `backup.verify` refuse archives it did not "
+        "sign. Keep a copy outside the deployment: encrypted backups are unreadable without it.",
+        json_schema_extra={"secret": True, "section": "backup"},
+    )
+    backup_encrypt: bool = Field(
+        False,
+        description="Encrypt backup archives at rest (AES-256-GCM, key derived from BACKUP_KEY).",
+    )
+
     # monitoring
     prometheus_port: Port = Field(
         DEV_PORTS["PROMETHEUS_PORT"],

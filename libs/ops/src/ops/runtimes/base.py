@@ -66,7 +66,7 @@ class StagedFile:
 
 @dataclass
 class Staged:
-    """Media files gathered for a backup: `directory/<name>` for each of `files` (stores that
+    """Media files set aside for a backup: `directory/<name>` for each of `files` (stores that
     are not on this disk override `open`)."""
 
     directory: Path
@@ -83,9 +83,25 @@ class Staged:
             yield StagedFile(stream, stat.st_size, stat.st_mtime)
 
 
+class Stager(Protocol):
+    """Sets one backup's recordings aside cheaply (hard links, server-side copies): most of
+    them before the meeting rows are locked, those uploaded meanwhile under the lock; the
+    bytes are read afterwards, unlocked, from what was set aside (ops.backup.create)."""
+
+    def add(self, names: Sequence[str]) -> list[str]:
+        """Set `names` aside now; the names whose recording was not there. Called more than
+        once."""
+
+    def staged(self) -> Staged:
+        """Everything set aside, ready to be read (no row is locked any more)."""
+
+    def discard(self) -> None:
+        """Remove what was set aside (the backup failed before `staged`)."""
+
+
 class MediaStore(Protocol):
-    def stage(self, names: Sequence[str], scratch: Path) -> Staged:
-        """Gather `names` (their rows are locked against deletion meanwhile)."""
+    def stager(self, scratch: Path) -> Stager:
+        """A stager for one backup (`scratch`: this machine's working directory for it)."""
 
     def restore_dir(self, scratch: Path) -> Path:
         """An empty directory to extract a backup's media into before the swap."""

@@ -1,9 +1,10 @@
 """Recordings in a bucket (MEDIA_STORE=s3), as backup and restore reach them from this machine:
 the same for every runtime, since the bucket is not on any runtime's disk.
 
-Staging is a server-side copy per recording under `.backup-<id>/` while the rows are locked,
-and the archive is then read from those copies; a restore makes the bucket hold exactly the
-backup's recordings, with what it replaced moved under `.before-<id>/` until it succeeded.
+Staging is a server-side copy per recording under `.backup-<id>/` (most before the rows are
+locked, the late ones under the lock), and the archive is then read from those copies; a
+restore makes the bucket hold exactly the backup's recordings, with what it replaced moved
+under `.before-<id>/` until it succeeded.
 See recordings.backups for the details.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
@@ -19,6 +21,8 @@ from ops.errors import OpsError
 from ops.runtimes.base import Staged, StagedFile
 from recordings import StoreError, backups
 from recordings.s3 import S3Bucket
+
+COPY_THREADS = 8
 
 
 def _failed(what: str, exc: StoreError) -> OpsError:
@@ -46,32 +50,64 @@ class BucketStaged(Staged):
 
 
 @dataclass
+class BucketStager:
+    """Server-side copies under `.backup-<id>/`: no bytes travel through this machine while
+    the rows are locked."""
+
+    store: S3Bucket
+    scratch: Path
+    run_id: str = field(default_factory=backups.new_run_id)
+    sizes: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    checked: bool = False
+
+    def add(self, names: Sequence[str]) -> list[str]:
+        try:
+            if not self.checked:
+                # A listing first: its error names the cause (a HEAD's 403 cannot tell a
+                # wrong secret from a missing permission).
+                self.store.check(write=False)
+                self.checked = True
+            # In parallel: the late ones are copied while the rows are locked (boto3's clients
+            # are thread-safe; each copy is one request the server does alone).
+            shares = [list(names[i::COPY_THREADS]) for i in range(COPY_THREADS)]
+            with ThreadPoolExecutor(COPY_THREADS) as pool:
+                done = list(
+                    pool.map(
+                        lambda share: backups.set_aside(self.store, share, self.run_id), shares
+                    )
+                )
+        except StoreError as exc:
+            raise _failed(f"copy the recordings in {self.store.describe()}", exc) from None
+        gone = []
+        for aside in done:
+            self.sizes.update(aside.files)
+            gone += aside.missing
+        self.missing += gone
+        return gone
+
+    def staged(self) -> Staged:
+        return BucketStaged(
+            directory=self.scratch,
+            files=sorted(self.sizes),
+            missing=list(self.missing),
+            cleanup=self.discard,
+            store=self.store,
+            run_id=self.run_id,
+            sizes=dict(self.sizes),
+        )
+
+    def discard(self) -> None:
+        with contextlib.suppress(StoreError):
+            backups.drop_prefix(self.store, backups.aside_prefix(self.store, "backup", self.run_id))
+
+
+@dataclass
 class BucketMedia:
     store: S3Bucket
 
-    def stage(self, names: Sequence[str], scratch: Path) -> Staged:
-        run_id = backups.new_run_id()
-        try:
-            # A listing first: its error names the cause (a HEAD's 403 cannot tell a wrong
-            # secret from a missing permission).
-            self.store.check(write=False)
-            aside = backups.set_aside(self.store, list(names), run_id)
-        except StoreError as exc:
-            self._drop(run_id)
-            raise _failed(f"copy the recordings in {self.store.describe()}", exc) from None
-        return BucketStaged(
-            directory=scratch,
-            files=sorted(aside.files),
-            missing=aside.missing,
-            cleanup=lambda: self._drop(run_id),
-            store=self.store,
-            run_id=run_id,
-            sizes=aside.files,
-        )
-
-    def _drop(self, run_id: str) -> None:
-        with contextlib.suppress(StoreError):
-            backups.drop_prefix(self.store, backups.aside_prefix(self.store, "backup", run_id))
+    def stager(self, scratch: Path) -> BucketStager:
+        return BucketStager(self.store, scratch)
 
     def restore_dir(self, scratch: Path) -> Path:
         target = scratch / "media-restore"

@@ -12,7 +12,7 @@ import tarfile
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -55,12 +55,26 @@ class ComposeEndpoint:
         return True
 
 
-# $1 is the media mount, $2 a restore id. Names arrive NUL-separated on stdin and are never
-# parsed as options; a name whose file is gone is skipped with a warning (it is reported).
-STAGE_SCRIPT = (
-    'cd "$1" && exec tar --create --file=- --ignore-failed-read --null '
-    "--verbatim-files-from --files-from=-"
-)
+# $1 is the media mount, $2 a backup id. Set recordings aside by hard links inside the volume
+# (the same filesystem: microseconds each) while their rows are locked. Names arrive one per
+# line, a batch ends with an empty line and is answered `done`; a name whose file is gone is
+# answered `gone <name>`. The container starts (seconds) before any row is locked.
+LINK_SCRIPT = r"""set -eu
+m=$1; d="$m/.backup-$2"
+mkdir -m 700 "$d"
+echo ready
+while IFS= read -r name; do
+    if [ -z "$name" ]; then echo done; continue; fi
+    if ln -- "$m/$name" "$d/$name" 2>/dev/null || cp -p -- "$m/$name" "$d/$name" 2>/dev/null
+    then :; else echo "gone $name"; fi
+done
+"""
+
+LINK_BATCH = 500
+
+# Read what LINK_SCRIPT set aside, with no row locked any more; then remove it.
+FETCH_SCRIPT = 'cd "$1/.backup-$2" && exec tar --create --file=- .'
+DROP_SCRIPT = 'rm -rf -- "$1/.backup-$2"'
 
 # Extract first (a failure leaves the live media untouched), then move the old files out and
 # the restored ones in; the phase file tells ROLLBACK_SCRIPT which of them it must undo.
@@ -126,32 +140,10 @@ class ComposeMedia:
             *args,
         ]
 
-    def stage(self, names: Sequence[str], scratch: Path) -> Staged:
-        target = scratch / "media"
-        target.mkdir(mode=0o700)
-        wanted = [n for n in names if safe_media_name(n)]
-        proc = subprocess.Popen(
-            self.argv(STAGE_SCRIPT),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=project.root(),
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        feeder = threading.Thread(target=_feed, args=(proc.stdin, wanted), daemon=True)
-        feeder.start()
-        errors = _drain(proc.stderr)
-        files = _extract_flat(proc.stdout, target)
-        feeder.join()
-        stderr = errors()
-        if proc.wait() != 0:
-            raise OpsError(
-                f"could not read the media volume: {stderr.strip()[-500:]}",
-                "is the stack up? `inv ps --env <env>`",
-            )
-        got = set(files)
-        missing = [n for n in names if n not in got]
-        return Staged(target, sorted(got), missing)
+    def stager(self, scratch: Path) -> ComposeStager:
+        stager = ComposeStager(self, scratch)
+        stager.start()
+        return stager
 
     def restore_dir(self, scratch: Path) -> Path:
         target = scratch / "media-restore"
@@ -221,17 +213,6 @@ def _drain(stream: IO[bytes] | None) -> Callable[[], str]:
     return result
 
 
-def _feed(stdin: IO[bytes], names: Sequence[str]) -> None:
-    try:
-        for name in names:
-            stdin.write(name.encode() + b"\0")
-    except BrokenPipeError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            stdin.close()
-
-
 def _extract_flat(stream: IO[bytes], target: Path) -> list[str]:
     """Regular files of a tar stream, written flat into `target` (nothing else is trusted)."""
     names = []
@@ -247,6 +228,107 @@ def _extract_flat(stream: IO[bytes], target: Path) -> list[str]:
             os.utime(target / name, (member.mtime, member.mtime))
             names.append(name)
     return names
+
+
+@dataclass
+class ComposeStager:
+    """One long-lived container links each batch aside (LINK_SCRIPT); `staged` then copies
+    the links out of the volume and removes them (FETCH_SCRIPT, DROP_SCRIPT)."""
+
+    media: ComposeMedia
+    scratch: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    files: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    _proc: subprocess.Popen[bytes] | None = None
+    _errors: Callable[[], str] = lambda: ""
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            self.media.argv(LINK_SCRIPT, self.run_id),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=project.root(),
+        )
+        self._errors = _drain(self._proc.stderr)
+        self._expect(b"ready")
+
+    def _fail(self, what: str) -> OpsError:
+        if self._proc is not None:
+            with contextlib.suppress(OSError):
+                assert self._proc.stdin is not None
+                self._proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(30)
+        return OpsError(
+            f"could not {what} in the media volume: {self._errors().strip()[-500:]}",
+            "is the stack up? `inv ps --env <env>`",
+        )
+
+    def _expect(self, word: bytes) -> list[bytes]:
+        """The lines before `word`."""
+        assert self._proc is not None and self._proc.stdout is not None
+        lines = []
+        while (line := self._proc.stdout.readline()) != word + b"\n":
+            if not line:
+                raise self._fail("set the recordings aside")
+            lines.append(line.rstrip(b"\n"))
+        return lines
+
+    def add(self, names: Sequence[str]) -> list[str]:
+        assert self._proc is not None and self._proc.stdin is not None
+        # A line per name: one with a line break cannot be sent, and the backend never makes one.
+        wanted = [n for n in names if safe_media_name(n) and "\n" not in n]
+        gone_here: set[str] = set()
+        # Batches small enough that their answers fit in a pipe's buffer: the script never
+        # blocks writing while this side still writes.
+        for start in range(0, len(wanted), LINK_BATCH):
+            batch = wanted[start : start + LINK_BATCH]
+            try:
+                self._proc.stdin.write(b"".join(n.encode() + b"\n" for n in batch) + b"\n")
+                self._proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                raise self._fail("set the recordings aside") from None
+            answers = self._expect(b"done")
+            gone_here |= {a[5:].decode() for a in answers if a.startswith(b"gone ")}
+        gone = [n for n in names if n not in wanted or n in gone_here]
+        self.files += [n for n in wanted if n not in gone_here]
+        self.missing += gone
+        return gone
+
+    def staged(self) -> Staged:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.close()
+        if self._proc.wait() != 0:
+            raise self._fail("set the recordings aside")
+        target = self.scratch / "media"
+        target.mkdir(mode=0o700)
+        try:
+            proc = subprocess.Popen(
+                self.media.argv(FETCH_SCRIPT, self.run_id),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=project.root(),
+            )
+            assert proc.stdout is not None
+            errors = _drain(proc.stderr)
+            got = _extract_flat(proc.stdout, target)
+            if proc.wait() != 0 or sorted(got) != sorted(self.files):
+                raise OpsError(
+                    f"could not read the media volume: {errors().strip()[-500:]}",
+                    "is the stack up? `inv ps --env <env>`",
+                )
+        finally:
+            self.discard()
+        return Staged(target, sorted(got), list(self.missing))
+
+    def discard(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        with contextlib.suppress(OpsError):
+            self.media._script(DROP_SCRIPT, self.run_id, "remove the backup's links")
 
 
 @dataclass

@@ -72,6 +72,45 @@ class LocalSwap:
 
 
 @dataclass
+class LocalStager:
+    """Hard links: milliseconds for thousands of files, and a link keeps a file's data even
+    when the app deletes the original right after the row locks are released."""
+
+    media: Path
+    target: Path
+    files: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def add(self, names: Sequence[str]) -> list[str]:
+        gone = []
+        for name in names:
+            if not safe_media_name(name):
+                gone.append(name)
+                continue
+            source = self.media / name
+            try:
+                os.link(source, self.target / name)
+            except FileNotFoundError:
+                gone.append(name)
+                continue
+            except OSError:  # another filesystem, or links not allowed: copy
+                try:
+                    shutil.copy2(source, self.target / name)
+                except FileNotFoundError:
+                    gone.append(name)
+                    continue
+            self.files.append(name)
+        self.missing += gone
+        return gone
+
+    def staged(self) -> Staged:
+        return Staged(self.target, list(self.files), list(self.missing), self.discard)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.target, ignore_errors=True)
+
+
+@dataclass
 class LocalMedia:
     """MEDIA_DIR on this machine: hard links to stage a backup, renames to swap a restore."""
 
@@ -81,26 +120,10 @@ class LocalMedia:
         # Next to MEDIA_DIR: the same filesystem, so links and renames are cheap and atomic.
         return self.directory.parent / f".{self.directory.name}.{kind}-{uuid.uuid4().hex[:8]}"
 
-    def stage(self, names: Sequence[str], scratch: Path) -> Staged:
-        """Hard links: milliseconds for thousands of files, and a link keeps a file's data
-        even when the app deletes the original right after the row locks are released."""
+    def stager(self, scratch: Path) -> LocalStager:
         target = self._sibling("backup")
         target.mkdir(mode=0o700, parents=True)
-        files, missing = [], []
-        for name in names:
-            if not safe_media_name(name):
-                missing.append(name)
-                continue
-            source = self.directory / name
-            try:
-                os.link(source, target / name)
-            except FileNotFoundError:
-                missing.append(name)
-                continue
-            except OSError:  # another filesystem, or links not allowed: copy
-                shutil.copy2(source, target / name)
-            files.append(name)
-        return Staged(target, files, missing, lambda: shutil.rmtree(target, ignore_errors=True))
+        return LocalStager(self.directory, target)
 
     def restore_dir(self, scratch: Path) -> Path:
         target = self._sibling("restore")
