@@ -125,11 +125,14 @@ def test_only_migrations_backup_and_postgres_get_the_owner_s_credentials(infra_c
         for o in objects
         if o["kind"] == "Secret"
     }
-    assert "DATABASE_OWNER_URL" in secrets["mi-db-secrets"]
+    assert {"DATABASE_OWNER_URL", "BACKUP_KEY"} <= set(secrets["mi-db-secrets"])
     assert "mi_owner" not in "".join(secrets["mi-secrets"].values())
-    assert not {"DATABASE_OWNER_URL", "POSTGRES_PASSWORD", "POSTGRES_OWNER_PASSWORD"} & set(
-        secrets["mi-secrets"]
-    )
+    assert not {
+        "DATABASE_OWNER_URL",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_OWNER_PASSWORD",
+        "BACKUP_KEY",
+    } & set(secrets["mi-secrets"])
     with_db = {
         name
         for name, pod in _pod_specs(objects)

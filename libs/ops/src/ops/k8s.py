@@ -55,8 +55,9 @@ ROLE_KEYS = (
     "POSTGRES_APP_STATEMENT_TIMEOUT",
 )
 """What the in-cluster Postgres (dev) needs to make the roles (infra/postgres/roles.psql)."""
-DB_SECRET_KEYS = frozenset({"DATABASE_OWNER_URL", *ROLE_KEYS})
-"""Keys of the mi-db-secrets Secret: no app pod gets them."""
+DB_SECRET_KEYS = frozenset({"DATABASE_OWNER_URL", "BACKUP_KEY", *ROLE_KEYS})
+"""Keys of the mi-db-secrets Secret: no app pod gets them (the backup key signs and decrypts
+archives: only the backup CronJob reads it)."""
 LOOPBACK = ("127.", "localhost", "::1", "0.0.0.0")  # noqa: S104 - names, not a bind
 
 
