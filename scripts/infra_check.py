@@ -468,9 +468,19 @@ def check_required_secrets(root: Path, env: str, base_values: dict[str, str]) ->
     from ops.env import schema
 
     found: list[Violation] = []
-    secrets = schema.secret_keys()
+    secrets = schema.container_secret_keys()
+    host_only = sorted(set(schema.secret_keys()) - set(secrets))
     for path in compose_files(root):
         text = path.read_text()
+        for key in host_only:
+            if re.search(r"\b" + key + r"\b", text):
+                found.append(
+                    Violation(
+                        _rel(root, path),
+                        "required-secrets",
+                        f"{key} is read on the host only: no compose service may get it",
+                    )
+                )
         for match in re.finditer(r"(?<!\$)\$\{(" + "|".join(secrets) + r")(?!:\?)[^}]*\}", text):
             line = text.count("\n", 0, match.start()) + 1
             found.append(

@@ -205,6 +205,14 @@ COMPOSE_BREAKAGES = [
     ),
     (
         BASE,
+        "      API_TOKEN: *api-token\n",
+        "      API_TOKEN: *api-token\n      BACKUP_KEY: ${BACKUP_KEY:?the backup key}\n",
+        "dev",
+        BASE,
+        "required-secrets",
+    ),
+    (
+        BASE,
         'LLM_URL: "http://llm:8001"',
         'LLM_URL: "http://127.0.0.1:8001"',
         "dev",

@@ -262,7 +262,9 @@ class StackSettings(BaseSettings):
         description="Signs this deployment's backups (HMAC-SHA256) and, with BACKUP_ENCRYPT, "
         "encrypts them; `inv backup.restore` and `backup.verify` refuse archives it did not "
         "sign. Keep a copy outside the deployment: encrypted backups are unreadable without it.",
-        json_schema_extra={"secret": True, "section": "backup"},
+        # Read on this host by `inv backup*` (and by the Kubernetes backup CronJob), never by a
+        # compose service: no container of the stack gets it.
+        json_schema_extra={"secret": True, "section": "backup", "containers": False},
     )
     backup_encrypt: bool = Field(
         False,
@@ -400,6 +402,15 @@ def secret_keys() -> list[str]:
         name.upper()
         for name, field in StackSettings.model_fields.items()
         if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
+    ]
+
+
+def container_secret_keys() -> list[str]:
+    """The secrets the compose services read (every secret but the host-only ones)."""
+    return [
+        key
+        for key in secret_keys()
+        if StackSettings.model_fields[key.lower()].json_schema_extra.get("containers", True)  # type: ignore[union-attr]
     ]
 
 
