@@ -163,7 +163,8 @@ def split_secrets(text: str) -> tuple[str, str]:
     """The Secret's env file text as (mi-secrets, mi-db-secrets): the owner's and the
     superuser's credentials go to the second, which only the migration Job, the backup
     CronJob and dev's in-cluster Postgres mount; every other pod gets the first."""
-    app, db = [], []
+    app: list[str] = []
+    db: list[str] = []
     for line in text.splitlines(keepends=True):
         (db if line.split("=", 1)[0] in DB_SECRET_KEYS else app).append(line)
     return "".join(app), "".join(db)
