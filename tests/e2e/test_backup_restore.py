@@ -61,7 +61,12 @@ def stack(inv, checkout: Path) -> Iterator[dict[str, str]]:
         assert up.returncode == 0, f"inv up failed:\n{up.stdout}\n{up.stderr}"
         values = _values(env_file)
         values["url"] = f"http://{values['BACKEND_HOST']}:{values['BACKEND_PORT']}"
+        # As the services connect: the app role (the restore, as the owner, ends its sessions).
         values["db"] = (
+            f"postgresql://{values['POSTGRES_APP_USER']}:{values['POSTGRES_APP_PASSWORD']}@"
+            f"{values['POSTGRES_HOST']}:{values['POSTGRES_PORT']}/{values['POSTGRES_DB']}"
+        )
+        values["superuser_db"] = (
             f"postgresql://{values['POSTGRES_USER']}:{values['POSTGRES_PASSWORD']}@"
             f"{values['POSTGRES_HOST']}:{values['POSTGRES_PORT']}/{values['POSTGRES_DB']}"
         )
@@ -154,6 +159,14 @@ def test_backup_and_restore_a_running_stack(stack, inv) -> None:
 
     refused = inv("backup.restore", "--env", "dev", "--from", path)
     assert refused.returncode != 0 and "refusing without confirmation" in refused.stderr
+
+    # A superuser's open session: the owner role may not end it, so the restore says so and
+    # changes nothing.
+    with psycopg.connect(stack["superuser_db"]):
+        blocked = inv("backup.restore", "--env", "dev", "--from", path, "--yes")
+    assert blocked.returncode != 0, blocked.stderr
+    assert "a superuser (" in blocked.stderr and "rolled back" in blocked.stderr
+    assert _state(stack) != before
 
     holder = psycopg.connect(stack["db"])  # a client that keeps its connection open
     try:

@@ -64,3 +64,16 @@ def test_protected_envs_take_a_backup_before_schema_changes():
     assert db.safety_backup(Environment.parse("dev"), skip=False) is None
     assert db.safety_backup(Environment.parse("prod"), skip=True) is None
     assert callable(db.safety_backup(Environment.parse("staging"), skip=False))
+
+
+def test_an_env_file_from_before_the_owner_role_says_how_to_add_it(scratch_root):
+    env = Environment.parse("dev")
+    env_files.setup(env)
+    text = env.env_file.read_text()
+    env.env_file.write_text(
+        "\n".join(line for line in text.splitlines() if not line.startswith("DATABASE_OWNER_URL"))
+        + "\n"
+    )
+    with pytest.raises(OpsError, match=r"DATABASE_OWNER_URL is not set in \.env\.dev") as info:
+        db.status(env)
+    assert "inv env.setup --env dev" in info.value.fix

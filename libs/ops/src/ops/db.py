@@ -63,7 +63,7 @@ def status(env: Environment) -> tuple[str | None, str]:
     """(the database's revision, the code's head revision)."""
     from meetings import migrations
 
-    url = env.values()["DATABASE_OWNER_URL"]
+    url = env.required(env.values(), "DATABASE_OWNER_URL")
     return _run(env, lambda: migrations.current(url)), migrations.head()
 
 
@@ -73,7 +73,7 @@ def migrate(
     """Upgrade `env` to `to`; `backup(env)` runs first when given. Returns the new revision."""
     from meetings import migrations
 
-    url = env.values()["DATABASE_OWNER_URL"]
+    url = env.required(env.values(), "DATABASE_OWNER_URL")
     before, head = status(env)
     target = head if to == "head" else to
     if before == target:
@@ -90,7 +90,7 @@ def downgrade(
 ) -> str:
     from meetings import migrations
 
-    url = env.values()["DATABASE_OWNER_URL"]
+    url = env.required(env.values(), "DATABASE_OWNER_URL")
     before, _ = status(env)
     if backup is not None:
         console.say(f"safety backup: {backup(env)}")
@@ -123,7 +123,7 @@ def check(env: Environment) -> str:
     """Fail when the models need a migration that does not exist yet."""
     from meetings import migrations
 
-    url = env.values()["DATABASE_OWNER_URL"]
+    url = env.required(env.values(), "DATABASE_OWNER_URL")
     head = _require_head(env, "since models are compared with a migrated database")
     try:
         _run(env, lambda: migrations.check(url))
@@ -138,7 +138,7 @@ def revision(env: Environment, message: str) -> Path:
     """Autogenerate a migration from the difference between the models and `env`'s database."""
     from meetings import migrations
 
-    url = env.values()["DATABASE_OWNER_URL"]
+    url = env.required(env.values(), "DATABASE_OWNER_URL")
     _require_head(env, "so only your model changes end up in the script")
     try:
         return _run(env, lambda: migrations.revision(url, message))

@@ -7,6 +7,7 @@ its data, backups and models directories, and reads its settings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,16 @@ class Environment:
         from ops.env import file
 
         return file.interpolate(file.parse(self.env_file))
+
+    def required(self, values: Mapping[str, str], key: str) -> str:
+        """`values[key]`, or an error saying how to add a key a newer release introduced."""
+        value = values.get(key)
+        if not value:
+            raise OpsError(
+                f"{key} is not set in {self.env_file.name} (written by an older release?)",
+                f"`uv run inv env.setup --env {self.name}` adds it and keeps every other value",
+            )
+        return value
 
     def settings(self) -> dict[str, str]:
         """The env file's values over the schema's defaults for this environment, expanded:

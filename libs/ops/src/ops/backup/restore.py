@@ -186,6 +186,18 @@ def _require_space(directory: Path, needed: int) -> None:
 
 def _terminate(admin: PsqlSession, database: str, timeout: float = 30) -> None:
     """Refuse new connections to `database`, end the open ones, wait until none is left."""
+    # The restore runs as the owner role, which may end any session but a superuser's.
+    superusers = admin.value(
+        "SELECT string_agg(DISTINCT a.usename, ', ') FROM pg_stat_activity a"  # noqa: S608 - quoted
+        f" JOIN pg_roles r ON r.rolname = a.usename WHERE a.datname = {literal(database)}"
+        " AND a.pid <> pg_backend_pid() AND r.rolsuper"
+    )
+    if superusers:
+        raise OpsError(
+            f"a superuser ({superusers}) is connected to {database}, and the owner role the "
+            "restore runs as may not end a superuser's session",
+            "close that session (psql, a database GUI), then retry",
+        )
     admin.execute(f"ALTER DATABASE {ident(database)} WITH ALLOW_CONNECTIONS false")
     deadline = time.monotonic() + timeout
     while True:

@@ -272,7 +272,8 @@ class ComposeRuntime:
 
         values = self.env.values()
         prefix = self.argv([])
-        endpoint = ComposeEndpoint(prefix, values["POSTGRES_OWNER_USER"], values["POSTGRES_DB"])
+        owner = self.env.required(values, "POSTGRES_OWNER_USER")
+        endpoint = ComposeEndpoint(prefix, owner, values["POSTGRES_DB"])
         # A bucket is reached from here (an external store, or the stack's own as published on
         # OBJECTSTORE_PORT); the media volume through a container.
         media: MediaStore = media_for(values) or ComposeMedia(prefix)

@@ -481,8 +481,9 @@ class LocalRuntime:
         values = self.env.values()
         # Backup and restore connect as the owner role, never as the superuser: a tampered
         # archive then cannot reach COPY ... TO PROGRAM.
-        endpoint = LocalEndpoint(values["DATABASE_OWNER_URL"])
+        owner_url = self.env.required(values, "DATABASE_OWNER_URL")
+        endpoint = LocalEndpoint(owner_url)
         media: MediaStore = media_for(values) or LocalMedia(self.env.path(values["MEDIA_DIR"]))
         if self.is_running():
             return StackData("local", endpoint, media, LocalApps(self.env.data_dir, values))
-        return StackData("direct", endpoint, media, NoApps(values["DATABASE_OWNER_URL"]))
+        return StackData("direct", endpoint, media, NoApps(owner_url))
