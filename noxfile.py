@@ -177,7 +177,7 @@ def s3(session: nox.Session) -> None:
 
 @nox.session
 def chaos(session: nox.Session) -> None:
-    """Recovery drills (not in the default sessions; ~12 minutes on two cores, loopback only):
+    """Recovery drills (not in the default sessions; ~11 minutes on two cores, loopback only):
     the worker's (a lost task, a restore mid-pipeline, a stop mid-transcription), then 30
     spoken meetings through `inv up --env dev` while worker, whisper, llm, backend, Redis and
     Postgres are SIGKILLed in turn, then the soak: 50 clients for MI_SOAK_MINUTES (2 unless
