@@ -16,15 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
 import signal
 import statistics
-import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,9 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from mi_testing import free_port
-from ops.runtimes.local.supervisor import Layout, Supervisor
+from chaos_stack import STACK_SETTINGS, Stack, machine
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -47,81 +40,6 @@ SENTENCES = (
     ("Bob will review the design document next week.", ("review", "design")),
     ("Carol will book the meeting room for Monday.", ("carol", "meeting", "room", "monday")),
 )
-# Short timings so a killed worker's messages and lost meetings come back within seconds;
-# every consistency rule of the worker settings still holds (visibility > time limit > soft).
-STACK_SETTINGS = {
-    "WHISPER_ENGINE": "pocketsphinx",
-    "LLM_ENGINE": "extractive",
-    "SEARCH_EMBEDDINGS": "false",
-    "MODELS_AUTO_PULL": "false",
-    "WORKER_CONCURRENCY": "2",
-    "WORKER_SOFT_TIME_LIMIT": "30",
-    "WORKER_TIME_LIMIT": "35",
-    "WORKER_VISIBILITY_TIMEOUT": "40",
-    "WORKER_RESTORE_INTERVAL": "2",
-    "WORKER_RETRY_BACKOFF": "0.5",
-    "WORKER_RETRY_BACKOFF_MAX": "4",
-    "WORKER_MAX_RETRIES": "8",
-    "WORKER_SWEEP_INTERVAL": "3",
-    "WORKER_SWEEP_STALE_AFTER": "8",
-    "WHISPER_RETRY_ATTEMPTS": "3",
-}
-
-
-@dataclass
-class Stack:
-    checkout: Path
-    values: dict[str, str]
-    supervisor: Supervisor
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.values['BACKEND_HOST']}:{self.values['BACKEND_PORT']}"
-
-    def client(self) -> httpx.Client:
-        token = self.values["API_TOKEN"]
-        return httpx.Client(
-            base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=15
-        )
-
-    def pid(self, name: str) -> int | None:
-        info = next(i for i in self.supervisor.info() if i["name"] == name)
-        return int(info["pid"]) if info["statename"] == "RUNNING" and info["pid"] else None
-
-    def log(self, name: str) -> str:
-        return self.supervisor.layout.log_of(name).read_text(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def stack(make_checkout: Any, make_inv: Any) -> Iterator[Stack]:
-    # Outside pytest's basetemp: another pytest run on this machine resets that to mode 0700,
-    # and a Postgres restarted as its own system user (when run as root) could no longer
-    # reach its data directory.
-    home = Path(tempfile.mkdtemp(prefix="mi-chaos-"))
-    home.chmod(0o755)
-    checkout = Path(shutil.move(make_checkout("chaos"), home / "checkout"))
-    inv = make_inv(checkout, default_timeout=300)
-    assert inv("env.setup", "--env", "dev").returncode == 0
-    env_file = checkout / ".env.dev"
-    lines = env_file.read_text().splitlines()
-    keys = {line.split("=", 1)[0] for line in lines if "=" in line and not line.startswith("#")}
-    overrides = {k: str(free_port()) for k in keys if k.endswith("_PORT")} | STACK_SETTINGS
-    # In place: later lines interpolate earlier ones (DATABASE_URL uses ${POSTGRES_PORT}).
-    written = [
-        f"{key}={overrides[key]}" if (key := line.split("=", 1)[0]) in overrides else line
-        for line in lines
-    ]
-    written += [f"{k}={v}" for k, v in overrides.items() if k not in keys]
-    env_file.write_text("\n".join(written) + "\n")
-    values = dict(line.split("=", 1) for line in written if "=" in line and line[0] != "#")
-    up = inv("up", "--env", "dev", "--runtime", "local", "--offline", "--timeout", "240")
-    try:
-        assert up.returncode == 0, f"inv up failed:\n{up.stdout}\n{up.stderr}"
-        yield Stack(checkout, values, Supervisor(Layout(checkout / ".data" / "dev")))
-    finally:
-        down = inv("down", "--env", "dev")
-        assert down.returncode == 0 or "not running" in down.stderr, down.stderr
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -327,30 +245,10 @@ def test_every_meeting_ends_done_once_while_services_are_killed(
         "recovered_by_sweeper": log.count("queued again (recovery"),
         "redelivered_steps": log.count("delivered again ("),
         "drill_seconds": round(time.monotonic() - started, 1),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": _cpu_model(),
-            "python": platform.python_version(),
-            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(),
         "settings": STACK_SETTINGS,
     }
     target = os.environ.get("MI_CHAOS_REPORT")
     if target:
         Path(target).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))  # noqa: T201 - the figures, in the session's output
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return (
-        platform.processor()
-        or subprocess.run(
-            ["uname", "-m"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    )
