@@ -235,9 +235,15 @@ def test_monitoring_joins_the_running_stack_and_sees_the_pipeline(stack, inv, sp
     before = {name: row["ident"] for name, row in _ps(inv).items()}
     result = inv("up", "--env", "dev", "--runtime", "local", "--monitoring")
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = _ps(inv)
-    # Flower and Prometheus joined; nothing that ran was restarted.
-    assert rows["flower"]["state"] == rows["prometheus"]["state"] == "running", rows
+    # Flower and Prometheus joined (running once they stayed up past supervisord's startsecs);
+    # nothing that ran was restarted.
+    deadline = time.monotonic() + 30
+    while True:
+        rows = _ps(inv)
+        if rows["flower"]["state"] == rows["prometheus"]["state"] == "running":
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.5)
     assert {name: rows[name]["ident"] for name in before} == before
 
     # One meeting through the pipeline after the watchers started.
