@@ -41,6 +41,7 @@ import psutil
 from _timing import ROOT, machine
 from api_seed import seed, seed_embeddings
 
+from common.database import libpq_url as to_libpq
 from mi_testing import free_port
 from mi_testing.stores import Postgres, RedisServer
 
@@ -164,12 +165,22 @@ def _run_httpx(url: str, paths: Path, clients: int, duration: float) -> dict[str
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def _start_backend(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
+def _start_backend(
+    env: dict[str, str],
+    log: Path,
+    port: int,
+    argv: list[str] | None = None,
+    start_timeout: float = 60,
+) -> subprocess.Popen[bytes]:
+    """`python -m backend` (or `argv`, another app on the same settings), once /health answers."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "backend"], env=env, stdout=sink, stderr=subprocess.STDOUT
+            argv or [sys.executable, "-m", "backend"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + start_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"backend exited:\n{log.read_text()[-2000:]}")
@@ -328,8 +339,9 @@ def main() -> None:
         backend: subprocess.Popen[bytes] | None = None
         llm: subprocess.Popen[bytes] | None = None
         try:
-            url = pg.create_database(migrated=True)
-            libpq_url = url.replace("postgresql+psycopg://", "postgresql://")
+            url = pg.create_database(migrated=True)  # the API's: the app role
+            # Seeding vacuums, checkpoints and builds indexes: the superuser's work.
+            libpq_url = to_libpq(pg.url(pg.database_of(url)))
             started = time.perf_counter()
             seeded = seed(libpq_url, args.meetings)
             seed_seconds = time.perf_counter() - started

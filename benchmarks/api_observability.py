@@ -24,11 +24,9 @@ benchmarks/results/api_observability.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -41,156 +39,25 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
-import psutil
 from _timing import ROOT, machine
+from api_load import (
+    TOKEN,
+    _busy_cpu_seconds,
+    _children_cpu_seconds,
+    _postgres_version,
+    _run_httpx,
+    _run_wrk,
+    _start_backend,
+    _tree_cpu_seconds,
+)
 from api_seed import seed
 
+from common.database import libpq_url as to_libpq
 from mi_testing import free_port
 from mi_testing.stores import Postgres, RedisServer
 
 TARGET_P99_MS = 50.0
-TOKEN = "benchmark-token-0123456789abcdef"  # noqa: S105 - a throwaway local server
 RESULTS = ROOT / "benchmarks" / "results" / "api_observability.json"
-COMPARE_RESULTS = ROOT / "benchmarks" / "results" / "api_observability.json"
-
-WRK_SCRIPT = r"""
-local counter = 0
-function setup(thread)
-  counter = counter + 1
-  thread:set("id", counter)
-end
-function init(args)
-  math.randomseed(id * 7919)
-  requests = {}
-  for line in io.lines(args[1]) do
-    requests[#requests + 1] = wrk.format("GET", line, {["Authorization"] = "Bearer " .. args[2]})
-  end
-end
-function request()
-  return requests[math.random(#requests)]
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
-    '"max_us": %d, "errors": %d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.max,
-    e.connect + e.read + e.write + e.status + e.timeout))
-end
-"""
-
-
-def _postgres_version(pg: Postgres) -> str:
-    import psycopg
-
-    with psycopg.connect(f"postgresql://postgres@/postgres?host={pg.socket_dir}") as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return str(row[0]) if row else "?"
-
-
-def _tree_cpu_seconds(pid: int) -> float:
-    """CPU time used so far by a process and all its descendants."""
-    try:
-        root = psutil.Process(pid)
-        total = 0.0
-        for proc in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                times = proc.cpu_times()
-                total += times.user + times.system
-        return total
-    except psutil.Error:
-        return 0.0
-
-
-def _busy_cpu_seconds() -> float:
-    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
-    times = psutil.cpu_times()
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
-
-
-def _children_cpu_seconds() -> float:
-    """CPU used by this script's finished child processes (the load generator)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _run_wrk(url: str, paths: Path, clients: int, duration: float, threads: int) -> dict[str, Any]:
-    script = paths.with_suffix(".lua")
-    script.write_text(WRK_SCRIPT)
-    result = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{clients}",
-            f"-d{duration:g}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            url,
-            "--",
-            str(paths),
-            TOKEN,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    line = next(line for line in result.stdout.splitlines() if line.startswith('{"requests"'))
-    raw = json.loads(line)
-    seconds = raw["duration_us"] / 1e6
-    return {
-        "rps": raw["requests"] / seconds,
-        "p50_ms": raw["p50_us"] / 1000,
-        "p90_ms": raw["p90_us"] / 1000,
-        "p99_ms": raw["p99_us"] / 1000,
-        "max_ms": raw["max_us"] / 1000,
-        "requests": raw["requests"],
-        "errors": raw["errors"],
-    }
-
-
-def _run_httpx(url: str, paths: Path, clients: int, duration: float) -> dict[str, Any]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("api_loadgen.py")),
-            url,
-            str(paths),
-            TOKEN,
-            str(clients),
-            str(duration),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
-
-
-def _start_backend(
-    env: dict[str, str], log: Path, port: int, argv: list[str] | None = None
-) -> subprocess.Popen[bytes]:
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            argv or [sys.executable, "-m", "backend"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 180  # several backends start on a busy 2-core machine
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"backend exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"backend did not start:\n{log.read_text()[-2000:]}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -368,8 +235,9 @@ def main() -> None:
         "--compare",
         action="store_true",
         help="run the load against each of: "
-        + "; ".join(f"{k} ({v})" for k, v in VARIANTS.items())
-        + f"; results in {COMPARE_RESULTS.name}",
+        # argparse formats help with %: the variants' "10%" must be escaped.
+        + "; ".join(f"{k} ({v})" for k, v in VARIANTS.items()).replace("%", "%%")
+        + f"; results in {RESULTS.name}",
     )
     parser.add_argument("--no-save", action="store_true", help=f"do not write {RESULTS.name}")
     args = parser.parse_args()
@@ -386,8 +254,9 @@ def main() -> None:
         pg = Postgres(root / "pg")
         redis = RedisServer(root / "redis")
         try:
-            url = pg.create_database(migrated=True)
-            libpq_url = url.replace("postgresql+psycopg://", "postgresql://")
+            url = pg.create_database(migrated=True)  # the API's: the app role
+            # Seeding vacuums, checkpoints and builds indexes: the superuser's work.
+            libpq_url = to_libpq(pg.url(pg.database_of(url)))
             started = time.perf_counter()
             seeded = seed(libpq_url, args.meetings)
             seed_seconds = time.perf_counter() - started
@@ -432,7 +301,11 @@ def main() -> None:
                         variant_env["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
                     argv = _variant_argv(variant)
                     process = _start_backend(
-                        variant_env, root / f"backend-{variant}.log", port, argv
+                        variant_env,
+                        root / f"backend-{variant}.log",
+                        port,
+                        argv,
+                        start_timeout=180,  # several backends start on a busy 2-core machine
                     )
                     targets.append(Target(variant, f"http://127.0.0.1:{port}", process, receiver))
                     what = VARIANTS[variant] if args.compare else "python -m backend"
@@ -463,7 +336,7 @@ def main() -> None:
             if args.compare:
                 _print_comparison(by_variant, spans)
             if not args.no_save:
-                out = COMPARE_RESULTS if args.compare else RESULTS
+                out = RESULTS
                 report: dict[str, Any] = {
                     "machine": machine(),
                     "platform": platform.platform(),

@@ -24,6 +24,7 @@ from api_seed import seed
 
 from backend.config import BackendSettings
 from backend.main import create_app
+from common.database import libpq_url
 from mi_testing import ApiServer
 from mi_testing.stores import Postgres, RedisServer
 
@@ -72,8 +73,9 @@ def main() -> None:
         pg = Postgres(root / "pg")
         redis = RedisServer(root / "redis")
         try:
-            url = pg.create_database(migrated=True)
-            seed(url.replace("postgresql+psycopg://", "postgresql://"), args.meetings)
+            url = pg.create_database(migrated=True)  # the app's: the app role
+            # Seeding vacuums and checkpoints: the superuser's work.
+            seed(libpq_url(pg.url(pg.database_of(url))), args.meetings)
             settings = BackendSettings.model_validate(
                 {
                     "database_url": url,
