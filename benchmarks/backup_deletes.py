@@ -36,9 +36,8 @@ from pathlib import Path
 import httpx
 from _timing import ROOT, copy_checkout, machine, median
 from api_seed import seed
-from backup_restore import MIB, env_values, inv, write_media
+from backup_restore import MIB, inv, on_free_ports, superuser_url, write_media
 
-from mi_testing import free_port
 from ops import binaries
 
 PACE = 0.05  # one DELETE every 50 ms: 20/s, a busy API's share of deletes and then some
@@ -166,20 +165,8 @@ def main() -> None:
         copy_checkout(checkout)
         inv(checkout, "env.setup", *env)
         env_file = checkout / ".env.dev"
-        env_file.write_text(
-            "\n".join(
-                f"{line.split('=', 1)[0]}={free_port()}"
-                if line.split("=", 1)[0].endswith("_PORT")
-                else line
-                for line in env_file.read_text().splitlines()
-            )
-            + "\n"
-        )
-        values = env_values(env_file)
-        url = (
-            f"postgresql://{values['POSTGRES_USER']}:{values['POSTGRES_PASSWORD']}@"
-            f"{values['POSTGRES_HOST']}:{values['POSTGRES_PORT']}/{values['POSTGRES_DB']}"
-        )
+        values = on_free_ports(env_file)
+        url = superuser_url(values)
         api = f"http://127.0.0.1:{values['BACKEND_PORT']}"
         token = values["API_TOKEN"]
         media = checkout / ".data" / "dev" / "media"

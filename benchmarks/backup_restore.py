@@ -61,6 +61,29 @@ def env_values(path: Path) -> dict[str, str]:
     )
 
 
+def on_free_ports(env_file: Path) -> dict[str, str]:
+    """Move every *_PORT of `env_file` to a free port (a developer's own dev stack keeps its
+    ports); the file's values after."""
+    env_file.write_text(
+        "\n".join(
+            f"{line.split('=', 1)[0]}={free_port()}"
+            if line.split("=", 1)[0].endswith("_PORT")
+            else line
+            for line in env_file.read_text().splitlines()
+        )
+        + "\n"
+    )
+    return env_values(env_file)
+
+
+def superuser_url(values: dict[str, str]) -> str:
+    """The cluster superuser's libpq URL: seeding vacuums and checkpoints."""
+    return (
+        f"postgresql://{values['POSTGRES_USER']}:{values['POSTGRES_PASSWORD']}@"
+        f"{values['POSTGRES_HOST']}:{values['POSTGRES_PORT']}/{values['POSTGRES_DB']}"
+    )
+
+
 def write_media(media: Path, names: list[str], total_bytes: int) -> float:
     """One random file per meeting; returns seconds. Random bytes are what audio looks like
     to a compressor."""
@@ -100,20 +123,8 @@ def main() -> None:
         copy_checkout(checkout)
         inv(checkout, "env.setup", *env)
         env_file = checkout / ".env.dev"
-        env_file.write_text(
-            "\n".join(
-                f"{line.split('=', 1)[0]}={free_port()}"
-                if line.split("=", 1)[0].endswith("_PORT")
-                else line
-                for line in env_file.read_text().splitlines()
-            )
-            + "\n"
-        )
-        values = env_values(env_file)
-        url = (
-            f"postgresql://{values['POSTGRES_USER']}:{values['POSTGRES_PASSWORD']}@"
-            f"{values['POSTGRES_HOST']}:{values['POSTGRES_PORT']}/{values['POSTGRES_DB']}"
-        )
+        values = on_free_ports(env_file)
+        url = superuser_url(values)
         try:
             seconds, _ = inv(checkout, "up", *env, "--runtime", "local", "--timeout", "240")
             print(f"stack up in {seconds:.1f}s")
