@@ -32,9 +32,9 @@ from whisper_rtf import (
     reset_peak,
     rss_mb,
     server,
-    word_error_rate,
 )
 
+from mi_testing.speech import word_error_rate
 from whisper_service.client import WhisperClient
 from whisper_service.engines import faster_whisper_engine
 

@@ -19,8 +19,9 @@ WHISPER_MODEL_DIR / --model-dir) is measured two ways:
           what the worker sees (wall time, including upload and the response).
 Reported per clip: the median of the timed runs (after one warm-up run per engine and mode),
 RTF = seconds / audio seconds (lower is faster), the gRPC overhead (grpc / engine), WER after
-Whisper-style text normalisation of both sides (normalise()), and the peak memory of the
-transcription over the memory before it (VmHWM reset through /proc/<pid>/clear_refs; Linux).
+Whisper-style text normalisation of both sides (mi_testing.speech.normalise), and the peak
+memory of the transcription over the memory before it (VmHWM reset through
+/proc/<pid>/clear_refs; Linux).
 Engines run with their default settings (WhisperSettings) unless an option overrides one.
 """
 
@@ -33,7 +34,6 @@ import json
 import os
 import platform
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from _timing import machine as machine_line
 
+from mi_testing.speech import word_error_rate
 from whisper_service import engines
 from whisper_service.audio import decode
 from whisper_service.client import WhisperClient
@@ -75,47 +76,6 @@ SENTENCES = [
 NAMES = ["Siobhan", "Przybylski", "Kowalczyk", "Tchaikovsky", "Okonkwo", "Aoife"]
 ALL_CLIPS = ("festival", "espeak", "noisy", "meeting")
 NOISE_SNR_DB = 10.0
-
-
-# --- text normalisation and WER -----------------------------------------------------------
-
-_UNITS = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-    "nineteen",
-]  # fmt: skip
-_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-NUMBER_WORDS = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
-
-
-def normalise(text: str) -> list[str]:
-    """Words after Whisper-style normalisation: lower case, no punctuation, numbers as digits
-    ("ten percent" and "10%" both become "10 percent"), so only real misrecognitions count."""
-    text = text.lower().replace("%", " percent ")
-    text = re.sub(r"(\d),(\d)", r"\1\2", text)  # 1,000 -> 1000
-    text = re.sub(r"[^\w\s']|(?<!\w)'|'(?!\w)", " ", text)
-    words: list[str] = []
-    for word in text.split():
-        value = NUMBER_WORDS.get(word)
-        previous = words[-1] if words else ""
-        if value is not None and 0 < value < 10 and previous.isdigit() and previous.endswith("0"):
-            words[-1] = str(int(previous) + value)  # "twenty five" -> 25
-        elif value is not None:
-            words.append(str(value))
-        else:
-            words.append(word)
-    return words
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level edit distance / reference length, after normalise() on both sides."""
-    ref, hyp = normalise(reference), normalise(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return row[-1] / max(len(ref), 1)
 
 
 # --- clips --------------------------------------------------------------------------------
