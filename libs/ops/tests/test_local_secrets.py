@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ops import env as env_files
+from ops.env import schema
 from ops.environment import Environment
 from ops.runtimes import local
 from ops.runtimes.local.supervisor import Layout, Supervisor, render_config
@@ -60,7 +61,7 @@ def running(scratch_root: Path, monkeypatch: pytest.MonkeyPatch):
 def test_each_service_process_gets_only_its_own_secrets(running) -> None:
     values, environs = running
     assert set(environs) == set(local.APPS)
-    secrets = local.secret_keys()
+    secrets = schema.credential_keys()
     for service, environ in environs.items():
         held = {key for key in secrets if key in environ}
         assert held == set(local.SECRETS_OF[service]) & {k for k in secrets if values.get(k)}, (
@@ -89,4 +90,4 @@ def test_secrets_travel_in_the_supervisor_config_not_in_its_environment(
     # Hence `inv up` writes it with mode 0600 (tests/e2e checks the file it wrote).
     assert values["SERVICE_TOKEN"] in text and values["API_TOKEN"] in text
     inherited = local.process_env(env, values)
-    assert not local.secret_keys() & set(inherited)
+    assert not schema.credential_keys() & set(inherited)

@@ -398,11 +398,23 @@ def all_keys() -> list[str]:
 
 
 def secret_keys() -> list[str]:
+    """The secrets `inv env.setup` generates (see credential_keys for every credential)."""
     return [
         name.upper()
         for name, field in StackSettings.model_fields.items()
         if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
     ]
+
+
+def credential_keys() -> set[str]:
+    """Every key that holds a credential: the generated secrets, the ones a user brings
+    (OPENAI_API_KEY) and the URLs built from a password. A process gets only those it reads."""
+    keys = set()
+    for name, field in StackSettings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr) or (isinstance(default, str) and "_PASSWORD}" in default):
+            keys.add(name.upper())
+    return keys
 
 
 def container_secret_keys() -> list[str]:

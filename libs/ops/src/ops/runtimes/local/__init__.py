@@ -56,26 +56,14 @@ SECRETS_OF: dict[str, tuple[str, ...]] = {
 }
 """The secrets each service reads: only these reach its process (compose does the same per
 service). Postgres and Redis read theirs from files; llama.cpp and Ollama need none."""
-# URLs that carry a password are secrets too.
-_SECRET_URLS = ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL")
-
-
-def secret_keys() -> set[str]:
-    """Every key of the env file that holds a credential (generated or not)."""
-    from pydantic import SecretStr
-
-    from ops.env import schema
-
-    fields = schema.StackSettings.model_fields.items()
-    return {name.upper() for name, f in fields if isinstance(f.default, SecretStr)} | {
-        *_SECRET_URLS
-    }
 
 
 def process_env(env: Environment, values: Mapping[str, str]) -> dict[str, str]:
     """What supervisord and so every service inherits: the settings without any secret
     (each program gets its own in `programs`), even one the shell exported."""
-    hidden = secret_keys()
+    from ops.env import schema
+
+    hidden = schema.credential_keys()
     inherited = {k: v for k, v in {**os.environ, **values}.items() if k not in hidden}
     inherited["MEDIA_DIR"] = str(env.path(values["MEDIA_DIR"]))
     inherited["WHISPER_MODEL_DIR"] = str(env.path(values["WHISPER_MODEL_DIR"]))
