@@ -62,15 +62,25 @@ class Stack:
         self.network = network
         self.audio = audio
         self.token = secrets.token_urlsafe(24)
-        self.pg_password = secrets.token_urlsafe(16)
+        self.pg_password = secrets.token_urlsafe(16)  # the superuser's: roles and nothing else
+        self.roles = {
+            "POSTGRES_DB": "meetings",
+            "POSTGRES_OWNER_USER": "mi_owner",
+            "POSTGRES_OWNER_PASSWORD": secrets.token_urlsafe(16),
+            "POSTGRES_APP_USER": "mi_app",
+            "POSTGRES_APP_PASSWORD": secrets.token_urlsafe(16),
+            "POSTGRES_APP_STATEMENT_TIMEOUT": "30s",
+        }
         self.redis_password = secrets.token_urlsafe(16)
         self.s3_key, self.s3_secret = "mi-scale", secrets.token_urlsafe(24)
         for name in ("data", "api", "whisper", "llm", "worker1", "worker2", "client"):
             network.add(name)
         self.hosts = network.hosts
         data = self.hosts["data"].address
+        # As deployed: the services as the app role (rows only), migrations as the owner.
+        self.owner_url = self._database_url("OWNER", data)
         self.settings = {
-            "DATABASE_URL": f"postgresql+psycopg://mi:{self.pg_password}@{data}:5432/meetings",
+            "DATABASE_URL": self._database_url("APP", data),
             "REDIS_URL": f"redis://:{self.redis_password}@{data}:6379/0",
             "MEDIA_STORE": "s3",
             "S3_ENDPOINT_URL": f"http://{data}:9000",
@@ -81,9 +91,14 @@ class Stack:
         }
         self.api_url = f"http://{self.hosts['api'].address}:8000"
 
+    def _database_url(self, role: str, address: str) -> str:
+        user = self.roles[f"POSTGRES_{role}_USER"]
+        password = self.roles[f"POSTGRES_{role}_PASSWORD"]
+        return f"postgresql+psycopg://{user}:{password}@{address}:5432/meetings"
+
     def host_env(self, host: Host, **extra: str) -> dict[str, str]:
         # Each host's MEDIA_DIR is its own (and stays unused: MEDIA_STORE=s3).
-        return _env(**self.settings, MEDIA_DIR=str(host.root / "media"), **extra)
+        return _env(**{**self.settings, "MEDIA_DIR": str(host.root / "media"), **extra})
 
     # --- the data host --------------------------------------------------------------------
 
@@ -112,11 +127,12 @@ class Stack:
              str(host.root / "s3")],
             _env(),
         )  # fmt: skip
+        # The owner and app roles and the database, made as the local runtime makes them.
         host.run(
-            [PYTHON, "-c", "import sys; from ops.runtimes.local import stores; "
-             "stores.ensure_database(sys.argv[1], 5432, 'mi', sys.argv[2], 'meetings', 60)",
-             host.address, self.pg_password],
-            _env(),
+            [PYTHON, "-c", "import os; from ops.runtimes.local import stores; "
+             "stores.bootstrap_roles(os.environ, 60)"],
+            _env(POSTGRES_HOST=host.address, POSTGRES_PORT="5432", POSTGRES_USER="mi",
+                 POSTGRES_PASSWORD=self.pg_password, **self.roles),
         )  # fmt: skip
 
     def start_services(self) -> None:
@@ -124,7 +140,7 @@ class Stack:
         api.run(
             [PYTHON, "-c", "import os; from meetings.migrations import upgrade; "
              "upgrade(os.environ['DATABASE_URL'])"],
-            self.host_env(api),
+            self.host_env(api, DATABASE_URL=self.owner_url),
         )  # fmt: skip
         # pocketsphinx holds the GIL while it decodes, so threads in one process take turns:
         # the whisper host runs one server process per worker host (as a cluster runs
