@@ -31,6 +31,12 @@ def long_spoken_wav(spoken_wav: Path) -> Path:
     return speech.repeat(spoken_wav, spoken_wav.with_name("long-speech.wav"), times=6)
 
 
+@pytest.fixture(scope="session")
+def planning_meeting_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """speech.PLANNING_MEETING spoken by festival: what a real engine is held to, word by word."""
+    return speech.speak(speech.PLANNING_MEETING, tmp_path_factory.mktemp("audio") / "plan.wav")
+
+
 # --- workers and the API ------------------------------------------------------------------
 
 

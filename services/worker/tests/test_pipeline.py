@@ -101,11 +101,11 @@ def test_upload_is_transcribed_analyzed_and_indexed(
 def test_real_whisper_reports_progress_and_gives_punctuated_text_with_word_timings(
     client: httpx.Client,
     start_worker: StartWorker,
-    long_spoken_wav: Path,
+    planning_meeting_wav: Path,
     faster_whisper_target: str,
 ) -> None:
     worker = start_worker(WHISPER_URL=faster_whisper_target)
-    meeting_id = upload(client, long_spoken_wav, title="Budget planning")
+    meeting_id = upload(client, planning_meeting_wav, title="Budget planning")
     seen: list[float] = []
     deadline = time.monotonic() + 180
     while (body := meeting(client, meeting_id))["status"] not in {"done", "failed"}:
@@ -122,21 +122,18 @@ def test_real_whisper_reports_progress_and_gives_punctuated_text_with_word_timin
     transcript = body["transcript"]
     assert transcript["engine"] == "faster-whisper"
     assert transcript["language"] == "en" and transcript["language_probability"] > 0.5
-    # Close to what was said, nothing lost across the six repetitions, punctuated and
-    # capitalised. Not word-exact: Whisper's beam search differs in a word or a sentence
-    # between CPUs (one CI machine heard one of Bob's six sentences as Alice's).
-    said = " ".join([speech.MEETING] * 6)
-    assert word_error_rate(said, transcript["text"]) <= 0.3, transcript["text"]
-    sentences = re.findall(
-        r"(?:Alice will send (?:a|the) budget report,? by Friday|"
-        r"Bob will review the design document next week)\.",
-        transcript["text"],
-    )
-    assert len(sentences) >= 10, f"of 12 sentences said: {transcript['text']}"
+    # Close to what was said (0.07 measured), punctuated and capitalised, nothing lost.
+    text = transcript["text"]
+    assert word_error_rate(speech.PLANNING_MEETING, text) <= 0.15, text
+    assert re.search(r"Alice will send (?:a|the) budget report,? by Friday\.", text), text
+    sentences = re.findall(r"(?:^|(?<=[.?!] ))[A-Z][^.?!]*[.?!]", text)
+    assert len(sentences) >= 8, f"of 9 sentences said: {text}"
     for segment in transcript["segments"]:
         words = segment["words"]
         assert words and all(segment["start"] - 0.5 <= w["start"] <= w["end"] for w in words)
-        assert " ".join(w["word"].strip() for w in words).replace("  ", " ") in segment["text"]
+        # The words spell the segment (spacing aside: "10" and "%" are two words of "10%").
+        spelled = "".join("".join(w["word"] for w in words).split())
+        assert spelled in "".join(segment["text"].split()), segment
     due = {item["owner"]: item["due"] for item in body["action_items"]}
     assert due.get("Alice") == "Friday" and due.get("Bob") == "next week", body["action_items"]
 

@@ -13,6 +13,17 @@ import pytest
 MEETING = (
     "Alice will send the budget report by Friday. Bob will review the design document next week."
 )
+PLANNING_MEETING = (
+    "Good morning everyone, let's start the weekly planning meeting. The team agreed to hire "
+    "two new engineers next quarter. Alice will send the budget report by Friday. We need to "
+    "reduce the cloud costs by ten percent this year. The marketing plan is approved and the "
+    "launch is in June. Bob will review the design document next week. We will move the "
+    "release to the second week of July. The support team closed more tickets than last "
+    "month. Thanks everyone, that's all for today."
+)
+"""About 34 s of varied speech around MEETING's two action items. Varied on purpose: Whisper
+takes a recording that repeats itself for a decoding loop (its compression-ratio check) and
+falls back to sampling, so its text would change from run to run."""
 
 
 def speak(text: str, target: Path) -> Path:
