@@ -69,11 +69,16 @@ def tests(session: nox.Session) -> None:
     install_locked(session, "dev")
     # tests/infra belongs to the infra session; e2e, the metrics/trace proofs and the
     # object-store drills to their own.
+    # One pytest process per core (`-n 0` in posargs for one): the tests spend most of their
+    # time waiting on the real servers and workers they start, each process its own. A test
+    # module stays in one process, so its module fixtures start once.
     session.run(
         "pytest",
         "-m",
         "not e2e and not observability and not objectstore and not chaos",
         "--ignore=tests/infra",
+        "--numprocesses=auto",
+        "--dist=loadfile",
         *session.posargs,
     )
 

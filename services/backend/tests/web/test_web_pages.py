@@ -194,7 +194,7 @@ def test_processing_and_failed_meetings_say_where_they_are(
     assert "Processing failed" in failed and "upload it again" in failed
 
 
-@pytest.mark.parametrize("path", ["/meetings/not-a-uuid", f"/meetings/{uuid.uuid4()}"])
+@pytest.mark.parametrize("path", ["/meetings/not-a-uuid", f"/meetings/{uuid.UUID(int=7)}"])
 def test_unknown_meeting_is_a_404_page(browser: httpx.Client, path: str) -> None:
     reply = browser.get(path)
     assert reply.status_code == 404
