@@ -16,7 +16,6 @@ import pytest
 
 from mi_testing import ServiceProcess, free_port, speech
 from mi_testing.objectstore import MediaUnderTest
-from mi_testing.speech import word_error_rate
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +123,7 @@ def test_real_whisper_reports_progress_and_gives_punctuated_text_with_word_timin
     assert transcript["language"] == "en" and transcript["language_probability"] > 0.5
     # Close to what was said (0.07 measured), punctuated and capitalised, nothing lost.
     text = transcript["text"]
-    assert word_error_rate(speech.PLANNING_MEETING, text) <= 0.15, text
+    assert speech.word_error_rate(speech.PLANNING_MEETING, text) <= 0.15, text
     assert re.search(r"Alice will send (?:a|the) budget report,? by Friday\.", text), text
     sentences = re.findall(r"(?:^|(?<=[.?!] ))[A-Z][^.?!]*[.?!]", text)
     assert len(sentences) >= 8, f"of 9 sentences said: {text}"
