@@ -94,7 +94,8 @@ class Stack:
     def _database_url(self, role: str, address: str) -> str:
         user = self.roles[f"POSTGRES_{role}_USER"]
         password = self.roles[f"POSTGRES_{role}_PASSWORD"]
-        return f"postgresql+psycopg://{user}:{password}@{address}:5432/meetings"
+        database = self.roles["POSTGRES_DB"]
+        return f"postgresql+psycopg://{user}:{password}@{address}:5432/{database}"
 
     def host_env(self, host: Host, **extra: str) -> dict[str, str]:
         # Each host's MEDIA_DIR is its own (and stays unused: MEDIA_STORE=s3).
